@@ -1,0 +1,438 @@
+//! The fan-out bus: one producer of a live stream, any number of consumers.
+//!
+//! The producer appends frames to a bounded window shared by every consumer; each consumer is
+//! only a cursor into that window. Payloads are `Bytes`, so no consumer ever costs a copy.
+//!
+//! Policy, for a live stream:
+//! - **Groups.** A group starts at each keyframe of the stream's primary video track (or at every
+//!   keyframe of an audio-only stream). The window holds whole groups.
+//! - **Bounded.** The window holds at most [`Window::max_groups`] groups, [`Window::max_frames`]
+//!   frames and [`Window::max_bytes`] payload bytes. When a push would exceed a bound, the oldest
+//!   whole group is dropped (or, when only the current group is left, its oldest frames). Memory
+//!   held never depends on what consumers do.
+//! - **The producer never waits.** [`Producer::push`] takes a short lock, appends, evicts, and
+//!   wakes waiting consumers; it never waits for a consumer to make progress.
+//! - **Late joiners** start at the newest group, so a player gets a decodable picture at once.
+//! - **Slow consumers** whose position was evicted skip to the newest group (back to live) and
+//!   are told, with [`Event::Gap`], how many frames they lost. A gap always ends at a group
+//!   start, so what a consumer receives after a gap is decodable.
+//! - **Stream info** changes travel in order with the frames: a consumer receives
+//!   [`Event::Info`] before the first frame that uses a new [`StreamInfo`] generation.
+//! - **End and errors** reach every consumer after it has drained what it can still read.
+
+use crate::{Error, Frame, StreamInfo, TrackId};
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use tokio::sync::Notify;
+
+/// The error a producer ends a stream with, shared by every consumer.
+pub type StreamError = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Bounds of the shared window. Every bound is enforced after every push.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// Most groups (GOPs) kept. At least 1.
+    pub max_groups: usize,
+    /// Most frames kept, across all tracks. At least 1.
+    pub max_frames: usize,
+    /// Most payload bytes kept. A single frame larger than this is refused.
+    pub max_bytes: usize,
+}
+
+impl Default for Window {
+    /// Three groups, 8,192 frames and 64 MiB: about three 2-second GOPs of a 4K stream at
+    /// 60 Mbit/s, far more than a 1080p stream needs.
+    fn default() -> Self {
+        Window {
+            max_groups: 3,
+            max_frames: 8192,
+            max_bytes: 64 << 20,
+        }
+    }
+}
+
+/// What a consumer receives.
+#[derive(Clone)]
+pub enum Event {
+    /// The stream's tracks; sent first, and again before the first frame of a new generation.
+    Info(Arc<StreamInfo>),
+    /// The next frame.
+    Frame(Frame),
+    /// The consumer fell out of the window and lost `frames` frames; the next frame starts a
+    /// group.
+    Gap {
+        /// How many frames this consumer did not receive.
+        frames: u64,
+    },
+    /// The producer finished the stream normally. Nothing follows.
+    End,
+    /// The producer ended the stream with an error. Nothing follows.
+    Error(StreamError),
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Info(i) => f.debug_tuple("Info").field(&i.generation()).finish(),
+            Event::Frame(fr) => f.debug_tuple("Frame").field(fr).finish(),
+            Event::Gap { frames } => f.debug_struct("Gap").field("frames", frames).finish(),
+            Event::End => f.write_str("End"),
+            Event::Error(e) => f.debug_tuple("Error").field(&e.to_string()).finish(),
+        }
+    }
+}
+
+/// How much the window holds now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retained {
+    /// Groups (whole or partial) in the window.
+    pub groups: usize,
+    /// Frames in the window.
+    pub frames: usize,
+    /// Payload bytes in the window.
+    pub bytes: usize,
+}
+
+struct Entry {
+    frame: Frame,
+    info: Arc<StreamInfo>,
+    group_start: bool,
+}
+
+#[derive(Clone)]
+enum Closed {
+    End,
+    Error(StreamError),
+}
+
+struct State {
+    window: Window,
+    entries: VecDeque<Entry>,
+    /// Sequence number of `entries[0]`.
+    base: u64,
+    /// Sequence numbers of the group starts still in the window, oldest first.
+    group_starts: VecDeque<u64>,
+    bytes: usize,
+    info: Option<Arc<StreamInfo>>,
+    closed: Option<Closed>,
+}
+
+impl State {
+    fn end(&self) -> u64 {
+        self.base + self.entries.len() as u64
+    }
+
+    fn over(&self) -> bool {
+        self.group_starts.len() > self.window.max_groups
+            || self.entries.len() > self.window.max_frames
+            || self.bytes > self.window.max_bytes
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(e) = self.entries.pop_front() {
+            self.bytes -= e.frame.len();
+            if self.group_starts.front() == Some(&self.base) {
+                self.group_starts.pop_front();
+            }
+            self.base += 1;
+        }
+    }
+
+    /// Drops the oldest frames until every bound holds, whole groups first. The newest frame is
+    /// never dropped (a single frame larger than the byte window is refused before it gets here).
+    fn evict(&mut self) {
+        while self.over() && self.entries.len() > 1 {
+            let stop = match (self.group_starts.front(), self.group_starts.get(1)) {
+                // Frames before the first group start are undecodable: drop them all.
+                (Some(&first), _) if first > self.base => first,
+                // The window starts at a group: drop that whole group.
+                (Some(_), Some(&second)) => second,
+                // Only the current group (or no group at all): trim it from the front.
+                _ => self.base + 1,
+            };
+            while self.base < stop {
+                self.pop_front();
+            }
+        }
+    }
+}
+
+struct Shared {
+    state: RwLock<State>,
+    notify: Notify,
+}
+
+impl Shared {
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        // A poisoned lock means a panic happened while holding it; the state is still coherent
+        // because every mutation keeps the invariants between statements that can panic.
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Creates a bus with the given window: the producer, and a handle to subscribe consumers.
+pub fn channel(window: Window) -> (Producer, Subscriber) {
+    let window = Window {
+        max_groups: window.max_groups.max(1),
+        max_frames: window.max_frames.max(1),
+        max_bytes: window.max_bytes,
+    };
+    let shared = Arc::new(Shared {
+        state: RwLock::new(State {
+            window,
+            entries: VecDeque::new(),
+            base: 0,
+            group_starts: VecDeque::new(),
+            bytes: 0,
+            info: None,
+            closed: None,
+        }),
+        notify: Notify::new(),
+    });
+    (
+        Producer {
+            shared: shared.clone(),
+            primary: None,
+            finished: false,
+        },
+        Subscriber { shared },
+    )
+}
+
+/// The producing end of a bus. Dropping it ends the stream normally.
+pub struct Producer {
+    shared: Arc<Shared>,
+    primary: Option<Option<TrackId>>,
+    finished: bool,
+}
+
+impl Producer {
+    /// Sets the stream's tracks. Frames pushed after this use `info`; consumers receive it
+    /// before the first such frame. Generations should grow; the bus does not renumber them.
+    pub fn set_info(&mut self, info: Arc<StreamInfo>) {
+        self.primary = Some(info.primary_video().map(|t| t.id()));
+        self.shared.write().info = Some(info);
+    }
+
+    /// The stream info in force, if any.
+    pub fn info(&self) -> Option<Arc<StreamInfo>> {
+        self.shared.read().info.clone()
+    }
+
+    /// Appends a frame and wakes waiting consumers. Never waits for a consumer.
+    ///
+    /// Errors: [`Error::UnknownTrack`] when no stream info was set or the frame's track is not
+    /// in it; [`Error::LimitExceeded`] when the frame alone is larger than the byte window.
+    pub fn push(&mut self, frame: Frame) -> Result<(), Error> {
+        let Some(primary) = self.primary else {
+            return Err(Error::UnknownTrack(frame.track().0));
+        };
+        let group_start = frame.is_keyframe() && primary.is_none_or(|p| p == frame.track());
+        {
+            let mut st = self.shared.write();
+            let info = match &st.info {
+                Some(info) if info.track(frame.track()).is_some() => info.clone(),
+                _ => return Err(Error::UnknownTrack(frame.track().0)),
+            };
+            if frame.len() > st.window.max_bytes {
+                return Err(Error::LimitExceeded {
+                    what: "frame size",
+                    size: frame.len() as u64,
+                    limit: st.window.max_bytes as u64,
+                });
+            }
+            if group_start {
+                let seq = st.end();
+                st.group_starts.push_back(seq);
+            }
+            st.bytes += frame.len();
+            st.entries.push_back(Entry {
+                frame,
+                info,
+                group_start,
+            });
+            st.evict();
+        }
+        self.shared.notify.notify_waiters();
+        Ok(())
+    }
+
+    /// Ends the stream normally: consumers drain what is left, then receive [`Event::End`].
+    pub fn finish(mut self) {
+        self.close(Closed::End);
+    }
+
+    /// Ends the stream with an error: consumers drain what is left, then receive
+    /// [`Event::Error`].
+    pub fn fail(mut self, error: StreamError) {
+        self.close(Closed::Error(error));
+    }
+
+    /// What the window holds now.
+    pub fn retained(&self) -> Retained {
+        let st = self.shared.read();
+        Retained {
+            groups: st.group_starts.len(),
+            frames: st.entries.len(),
+            bytes: st.bytes,
+        }
+    }
+
+    /// A handle to subscribe consumers.
+    pub fn subscriber(&self) -> Subscriber {
+        Subscriber {
+            shared: self.shared.clone(),
+        }
+    }
+
+    fn close(&mut self, how: Closed) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.shared.write().closed = Some(how);
+        self.shared.notify.notify_waiters();
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.close(Closed::End);
+    }
+}
+
+/// A cloneable handle that subscribes new consumers to a bus.
+#[derive(Clone)]
+pub struct Subscriber {
+    shared: Arc<Shared>,
+}
+
+impl Subscriber {
+    /// A consumer that starts at the newest group in the window (or, if there is none yet, at
+    /// the next group the producer starts).
+    pub fn subscribe(&self) -> Consumer {
+        let st = self.shared.read();
+        let (next, need_group_start) = match st.group_starts.back() {
+            Some(&s) => (s, false),
+            None => (st.end(), true),
+        };
+        Consumer {
+            shared: self.shared.clone(),
+            next,
+            need_group_start,
+            count_skipped: false,
+            lost: 0,
+            generation: None,
+            done: false,
+        }
+    }
+}
+
+/// A cursor into a bus. Cloning a consumer makes another at the same position.
+#[derive(Clone)]
+pub struct Consumer {
+    shared: Arc<Shared>,
+    next: u64,
+    need_group_start: bool,
+    /// Whether frames skipped while waiting for a group start count as lost (after a lag) or
+    /// not (a new subscriber waiting for its first keyframe).
+    count_skipped: bool,
+    lost: u64,
+    generation: Option<u64>,
+    done: bool,
+}
+
+impl Consumer {
+    /// The next event if one is ready, without waiting. `None` means nothing yet (or, after
+    /// [`Event::End`] / [`Event::Error`] was returned, nothing ever again).
+    pub fn pull(&mut self) -> Option<Event> {
+        if self.done {
+            return None;
+        }
+        let st = self.shared.read();
+        loop {
+            if self.next < st.base {
+                // Fell out of the window: back to live at the newest group.
+                match st.group_starts.back() {
+                    Some(&s) => {
+                        self.lost += s - self.next;
+                        self.next = s;
+                        self.need_group_start = false;
+                    }
+                    None => {
+                        self.lost += st.end() - self.next;
+                        self.next = st.end();
+                        self.need_group_start = true;
+                        self.count_skipped = true;
+                    }
+                }
+            }
+            if self.next == st.end() {
+                return match &st.closed {
+                    None => None,
+                    Some(closed) => {
+                        if self.lost > 0 {
+                            return Some(Event::Gap {
+                                frames: std::mem::take(&mut self.lost),
+                            });
+                        }
+                        self.done = true;
+                        Some(match closed {
+                            Closed::End => Event::End,
+                            Closed::Error(e) => Event::Error(e.clone()),
+                        })
+                    }
+                };
+            }
+            let entry = &st.entries[(self.next - st.base) as usize];
+            if self.need_group_start && !entry.group_start {
+                if self.count_skipped {
+                    self.lost += 1;
+                }
+                self.next += 1;
+                continue;
+            }
+            self.need_group_start = false;
+            self.count_skipped = false;
+            if self.lost > 0 {
+                return Some(Event::Gap {
+                    frames: std::mem::take(&mut self.lost),
+                });
+            }
+            if self.generation != Some(entry.info.generation()) {
+                self.generation = Some(entry.info.generation());
+                return Some(Event::Info(entry.info.clone()));
+            }
+            self.next += 1;
+            return Some(Event::Frame(entry.frame.clone()));
+        }
+    }
+
+    /// The next event, waiting for the producer if need be. `None` once the stream's end or
+    /// error has been returned.
+    pub async fn recv(&mut self) -> Option<Event> {
+        let shared = self.shared.clone();
+        loop {
+            let notified = shared.notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(ev) = self.pull() {
+                return Some(ev);
+            }
+            if self.done {
+                return None;
+            }
+            notified.await;
+        }
+    }
+
+    /// How many frames this consumer is behind the producer (0 when caught up).
+    pub fn lag(&self) -> u64 {
+        let st = self.shared.read();
+        st.end().saturating_sub(self.next.max(st.base))
+    }
+}
