@@ -436,3 +436,408 @@ impl Consumer {
         st.end().saturating_sub(self.next.max(st.base))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AacConfig, CodecConfig, H264Config, TrackInfo};
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    const V: TrackId = TrackId(1);
+    const A: TrackId = TrackId(2);
+
+    fn testdata(name: &str) -> Bytes {
+        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+        Bytes::from(std::fs::read(&path).unwrap())
+    }
+
+    fn info(generation: u64) -> Arc<StreamInfo> {
+        let v = H264Config::from_avcc(testdata("x264_baseline_360p25.avcc")).unwrap();
+        let a = AacConfig::from_audio_specific_config(testdata("aac_lc_48k_stereo.asc")).unwrap();
+        StreamInfo::new(
+            generation,
+            vec![
+                TrackInfo::new(V, 90_000, CodecConfig::H264(v)).unwrap(),
+                TrackInfo::new(A, 48_000, CodecConfig::Aac(a)).unwrap(),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// A frame whose dts is its sequence number in the producer's order.
+    fn frame(seq: u64, track: TrackId, key: bool, len: usize) -> Frame {
+        Frame::new(
+            track,
+            seq as i64,
+            seq as i64,
+            key,
+            Bytes::from(vec![0u8; len]),
+        )
+    }
+
+    fn drain(c: &mut Consumer) -> Vec<Event> {
+        std::iter::from_fn(|| c.pull()).collect()
+    }
+
+    fn frames(events: &[Event]) -> Vec<u64> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Frame(f) => Some(f.dts() as u64),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn late_joiner_starts_at_newest_keyframe_with_info_first() {
+        let (mut p, sub) = channel(Window::default());
+        p.set_info(info(1));
+        for seq in 0..10 {
+            p.push(frame(seq, V, seq % 4 == 0, 10)).unwrap();
+        }
+        let mut c = sub.subscribe();
+        let ev = drain(&mut c);
+        assert!(matches!(&ev[0], Event::Info(i) if i.generation() == 1));
+        assert_eq!(frames(&ev), vec![8, 9]);
+    }
+
+    #[test]
+    fn subscriber_before_any_keyframe_waits_for_one_without_reporting_loss() {
+        let (mut p, sub) = channel(Window::default());
+        p.set_info(info(1));
+        let mut c = sub.subscribe();
+        p.push(frame(0, A, true, 10)).unwrap();
+        p.push(frame(1, V, false, 10)).unwrap();
+        p.push(frame(2, V, true, 10)).unwrap();
+        p.push(frame(3, A, true, 10)).unwrap();
+        let ev = drain(&mut c);
+        assert!(!ev.iter().any(|e| matches!(e, Event::Gap { .. })), "{ev:?}");
+        assert_eq!(frames(&ev), vec![2, 3]);
+    }
+
+    #[test]
+    fn payloads_are_shared_not_copied() {
+        let (mut p, sub) = channel(Window::default());
+        p.set_info(info(1));
+        let data = Bytes::from(vec![1u8; 1000]);
+        let mut a = sub.subscribe();
+        let mut b = sub.subscribe();
+        p.push(Frame::new(V, 0, 0, true, data.clone())).unwrap();
+        for c in [&mut a, &mut b] {
+            let got = drain(c)
+                .into_iter()
+                .find_map(|e| match e {
+                    Event::Frame(f) => Some(f),
+                    _ => None,
+                })
+                .unwrap();
+            assert_eq!(got.data().as_ptr(), data.as_ptr());
+        }
+    }
+
+    #[test]
+    fn info_change_arrives_before_the_first_frame_that_uses_it() {
+        let (mut p, sub) = channel(Window::default());
+        p.set_info(info(1));
+        let mut c = sub.subscribe();
+        p.push(frame(0, V, true, 1)).unwrap();
+        p.set_info(info(2));
+        p.push(frame(1, V, true, 1)).unwrap();
+        let gens: Vec<String> = drain(&mut c)
+            .iter()
+            .map(|e| match e {
+                Event::Info(i) => format!("info{}", i.generation()),
+                Event::Frame(f) => format!("frame{}", f.dts()),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(gens, ["info1", "frame0", "info2", "frame1"]);
+    }
+
+    #[test]
+    fn end_and_error_reach_every_consumer_after_draining() {
+        let (mut p, sub) = channel(Window::default());
+        p.set_info(info(1));
+        let mut cs: Vec<_> = (0..3).map(|_| sub.subscribe()).collect();
+        p.push(frame(0, V, true, 1)).unwrap();
+        p.finish();
+        for c in &mut cs {
+            let ev = drain(c);
+            assert_eq!(frames(&ev), vec![0]);
+            assert!(matches!(ev.last(), Some(Event::End)), "{ev:?}");
+            assert!(c.pull().is_none());
+        }
+
+        let (mut p, sub) = channel(Window::default());
+        p.set_info(info(1));
+        let mut c = sub.subscribe();
+        let err: StreamError = Arc::new(std::io::Error::other("publisher reset"));
+        p.push(frame(0, V, true, 1)).unwrap();
+        p.fail(err);
+        let ev = drain(&mut c);
+        assert!(
+            matches!(ev.last(), Some(Event::Error(e)) if e.to_string() == "publisher reset"),
+            "{ev:?}"
+        );
+        // A consumer subscribed after the end still learns of it.
+        let mut late = sub.subscribe();
+        assert!(matches!(drain(&mut late).last(), Some(Event::Error(_))));
+    }
+
+    #[test]
+    fn dropping_the_producer_ends_the_stream() {
+        let (mut p, sub) = channel(Window::default());
+        p.set_info(info(1));
+        let mut c = sub.subscribe();
+        drop(p);
+        assert!(matches!(c.pull(), Some(Event::End)));
+    }
+
+    #[test]
+    fn push_errors_are_typed() {
+        let (mut p, _sub) = channel(Window {
+            max_groups: 2,
+            max_frames: 10,
+            max_bytes: 100,
+        });
+        assert_eq!(p.push(frame(0, V, true, 1)), Err(Error::UnknownTrack(1)));
+        p.set_info(info(1));
+        assert_eq!(
+            p.push(frame(0, TrackId(9), true, 1)),
+            Err(Error::UnknownTrack(9))
+        );
+        assert!(matches!(
+            p.push(frame(0, V, true, 101)),
+            Err(Error::LimitExceeded {
+                size: 101,
+                limit: 100,
+                ..
+            })
+        ));
+        assert_eq!(p.retained(), Retained::default());
+    }
+
+    #[test]
+    fn slow_consumer_skips_to_newest_group_and_is_told() {
+        let (mut p, sub) = channel(Window {
+            max_groups: 2,
+            max_frames: 1000,
+            max_bytes: 1 << 20,
+        });
+        p.set_info(info(1));
+        let mut slow = sub.subscribe();
+        for seq in 0..20 {
+            p.push(frame(seq, V, seq % 5 == 0, 10)).unwrap();
+        }
+        // Window holds groups starting at 10 and 15; the consumer was at 0.
+        let ev = drain(&mut slow);
+        let gap = ev.iter().find_map(|e| match e {
+            Event::Gap { frames } => Some(*frames),
+            _ => None,
+        });
+        assert_eq!(gap, Some(15));
+        assert_eq!(frames(&ev), (15..20).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn recv_waits_for_the_producer() {
+        let (mut p, sub) = channel(Window::default());
+        p.set_info(info(1));
+        let mut c = sub.subscribe();
+        let task = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(ev) = c.recv().await {
+                got.push(ev);
+            }
+            got
+        });
+        for seq in 0..50 {
+            p.push(frame(seq, V, seq % 10 == 0, 10)).unwrap();
+            tokio::task::yield_now().await;
+        }
+        p.finish();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(10), task)
+            .await
+            .expect("consumer finished")
+            .unwrap();
+        assert_eq!(frames(&got), (0..50).collect::<Vec<_>>());
+        assert!(matches!(got.last(), Some(Event::End)));
+    }
+
+    /// The producer pushes a long stream while a thousand consumers never read and others read
+    /// from another thread: it finishes regardless (a push that waited on a consumer would hang
+    /// here until the watchdog fails the test).
+    #[test]
+    fn producer_never_waits_for_consumers() {
+        let (mut p, sub) = channel(Window {
+            max_groups: 2,
+            max_frames: 200,
+            max_bytes: 1 << 20,
+        });
+        p.set_info(info(1));
+        let idle: Vec<_> = (0..1000).map(|_| sub.subscribe()).collect();
+        let mut busy = sub.subscribe();
+        let reader = std::thread::spawn(move || {
+            let mut n = 0u64;
+            loop {
+                match busy.pull() {
+                    Some(Event::End) => return n,
+                    Some(Event::Frame(_)) => n += 1,
+                    _ => std::thread::yield_now(),
+                }
+            }
+        });
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let producer = std::thread::spawn(move || {
+            for seq in 0..100_000 {
+                p.push(frame(seq, V, seq % 30 == 0, 16)).unwrap();
+                assert!(p.retained().frames <= 200);
+            }
+            p.finish();
+            done_tx.send(()).unwrap();
+        });
+        done_rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("producer blocked");
+        producer.join().unwrap();
+        assert!(reader.join().unwrap() > 0);
+        drop(idle);
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Video { key: bool, len: usize },
+        Audio { len: usize },
+        Pull { consumer: usize, max: usize },
+        Subscribe,
+        NewInfo,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (prop::bool::weighted(0.15), 0usize..400).prop_map(|(key, len)| Op::Video { key, len }),
+            3 => (0usize..100).prop_map(|len| Op::Audio { len }),
+            4 => (0usize..4, 0usize..30).prop_map(|(consumer, max)| Op::Pull { consumer, max }),
+            1 => Just(Op::Subscribe),
+            1 => Just(Op::NewInfo),
+        ]
+    }
+
+    fn window() -> impl Strategy<Value = Window> {
+        (1usize..5, 1usize..60, 400usize..4000).prop_map(|(max_groups, max_frames, max_bytes)| {
+            Window {
+                max_groups,
+                max_frames,
+                max_bytes,
+            }
+        })
+    }
+
+    /// What one consumer saw, checked as it arrives.
+    struct Seen {
+        consumer: Consumer,
+        last: Option<u64>,
+        pending_gap: Option<u64>,
+        generation: Option<u64>,
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn bus_invariants(window in window(), ops in prop::collection::vec(op(), 1..400)) {
+            let (mut p, sub) = channel(window);
+            let mut generation = 1;
+            p.set_info(info(generation));
+            // Every frame pushed, by sequence: (is group start, info generation).
+            let mut pushed: Vec<(bool, u64)> = Vec::new();
+            let mut seen: Vec<Seen> = Vec::new();
+            let new_seen = |c: Consumer| Seen { consumer: c, last: None, pending_gap: None, generation: None };
+            seen.push(new_seen(sub.subscribe()));
+            for op in ops {
+                match op {
+                    Op::Video { key, len } => {
+                        let seq = pushed.len() as u64;
+                        p.push(frame(seq, V, key, len)).unwrap();
+                        pushed.push((key, generation));
+                    }
+                    Op::Audio { len } => {
+                        let seq = pushed.len() as u64;
+                        p.push(frame(seq, A, true, len)).unwrap();
+                        pushed.push((false, generation));
+                    }
+                    Op::Subscribe => seen.push(new_seen(sub.subscribe())),
+                    Op::NewInfo => {
+                        generation += 1;
+                        p.set_info(info(generation));
+                    }
+                    Op::Pull { consumer, max } => {
+                        let n = seen.len();
+                        let s = &mut seen[consumer % n];
+                        for _ in 0..max {
+                            match s.consumer.pull() {
+                                None => break,
+                                Some(Event::Gap { frames }) => {
+                                    prop_assert!(frames > 0);
+                                    // Falling behind again before reading the next frame adds up.
+                                    s.pending_gap = Some(s.pending_gap.unwrap_or(0) + frames);
+                                }
+                                Some(Event::Info(i)) => {
+                                    prop_assert!(Some(i.generation()) != s.generation);
+                                    s.generation = Some(i.generation());
+                                }
+                                Some(Event::Frame(f)) => {
+                                    let seq = f.dts() as u64;
+                                    let (group_start, g) = pushed[seq as usize];
+                                    prop_assert_eq!(s.generation, Some(g), "frame before its info");
+                                    match s.last {
+                                        // First frame of a consumer: a group start.
+                                        None => prop_assert!(group_start, "consumer started at {}", seq),
+                                        Some(last) => {
+                                            prop_assert!(seq > last, "order/duplicate: {} after {}", seq, last);
+                                            let missed = seq - last - 1;
+                                            if missed > 0 {
+                                                prop_assert_eq!(s.pending_gap, Some(missed), "gap misreported");
+                                                prop_assert!(group_start, "gap ended mid-group at {}", seq);
+                                            } else {
+                                                prop_assert_eq!(s.pending_gap, None);
+                                            }
+                                        }
+                                    }
+                                    s.pending_gap = None;
+                                    s.last = Some(seq);
+                                }
+                                Some(other) => prop_assert!(false, "unexpected {:?}", other),
+                            }
+                        }
+                    }
+                }
+                let r = p.retained();
+                prop_assert!(r.groups <= window.max_groups, "{:?} {:?}", r, window);
+                prop_assert!(r.frames <= window.max_frames, "{:?} {:?}", r, window);
+                prop_assert!(r.bytes <= window.max_bytes, "{:?} {:?}", r, window);
+            }
+            // After the end, every consumer drains to End and saw no frame twice.
+            p.finish();
+            for s in &mut seen {
+                let mut last = s.last;
+                let mut ended = false;
+                while let Some(ev) = s.consumer.pull() {
+                    prop_assert!(!ended, "event after End");
+                    match ev {
+                        Event::Frame(f) => {
+                            let seq = f.dts() as u64;
+                            prop_assert!(last.is_none_or(|l| seq > l));
+                            last = Some(seq);
+                        }
+                        Event::End => ended = true,
+                        _ => {}
+                    }
+                }
+                prop_assert!(ended);
+            }
+        }
+    }
+}
