@@ -1,0 +1,63 @@
+// Plays a sigma-server player page in headless Chromium and prints what happened as JSON.
+//   node e2e/play.mjs URL [--seconds N] [--settle N] [--switch-level]
+// Exit status 0 when the page played (frames advanced, no fatal error), 1 otherwise.
+// The JSON has: frames, currentTime, stalls (after --settle seconds), errors, fatal, latency
+// samples (glass-to-glass: wall clock minus EXT-X-PROGRAM-DATE-TIME of the frame on screen) with
+// their median / p95, and the levels seen.
+import { chromium } from 'playwright-core';
+
+const args = process.argv.slice(2);
+const url = args[0];
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const seconds = opt('--seconds', 15);
+const settle = opt('--settle', 3);
+const switchLevel = args.includes('--switch-level');
+if (!url) { console.error('usage: play.mjs URL [--seconds N]'); process.exit(2); }
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--autoplay-policy=no-user-gesture-required'],
+});
+const deadline = setTimeout(() => { console.error('play.mjs: hard timeout'); process.exit(3); }, (seconds + 60) * 1000);
+let result;
+try {
+  const page = await browser.newPage();
+  const consoleErrors = [];
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  await page.goto(url, { waitUntil: 'load', timeout: 20000 });
+  // Wait (bounded) for playback to start, then observe for `seconds`.
+  const startWait = Date.now();
+  await page.waitForFunction(() => window.sigmaStats && (window.sigmaStats.playing || window.sigmaStats.fatal),
+    null, { timeout: 30000, polling: 100 }).catch(() => {});
+  const startupSeconds = (Date.now() - startWait) / 1000;
+  await page.waitForTimeout(settle * 1000);
+  const before = await page.evaluate(() => ({ ...window.sigmaStats, latencySamples: [] }));
+  await page.evaluate(() => { window.sigmaStats.latencySamples = []; });
+  if (switchLevel) {
+    await page.evaluate(() => { if (window.hls && window.hls.levels.length > 1) window.hls.currentLevel = window.hls.levels.length - 1; });
+  }
+  await page.waitForTimeout(Math.max(0, seconds - settle) * 1000);
+  const after = await page.evaluate(() => window.sigmaStats);
+  const lat = [...after.latencySamples].sort((a, b) => a - b);
+  const q = (p) => lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : null;
+  result = {
+    url, startupSeconds,
+    played: after.playing && after.frames > before.frames && after.currentTime > before.currentTime && !after.fatal,
+    framesAdvanced: after.frames - before.frames,
+    currentTime: after.currentTime,
+    stalls: after.stalls - before.stalls,
+    fatal: after.fatal, errors: after.errors, pageErrors: consoleErrors,
+    latencyMedian: q(0.5), latencyP95: q(0.95), latencySamples: lat.length,
+    targetLatency: after.target, levels: after.levels, level: after.level, levelSwitches: after.levelSwitches,
+  };
+} finally {
+  clearTimeout(deadline);
+  await browser.close();
+}
+console.log(JSON.stringify(result));
+process.exit(result && result.played ? 0 : 1);
