@@ -1,0 +1,288 @@
+//! `sigma-server` configuration: an embedded default, an optional TOML file, and command-line
+//! flags, merged in that order (later wins).
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The configuration used when no `--config` is given.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../assets/sigma.toml");
+
+/// A latency mode, as written in configuration and on stream keys (`?latency=ultra-low`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Latency {
+    /// 6 s segments, ~20 s latency.
+    Normal,
+    /// 1–2 s segments without parts, ~4–6 s.
+    Low,
+    /// LL-HLS parts, ≤ 1.5 s glass-to-glass target.
+    UltraLow,
+}
+
+impl Latency {
+    /// The name used in configuration, URLs and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Latency::Normal => "normal",
+            Latency::Low => "low",
+            Latency::UltraLow => "ultra-low",
+        }
+    }
+}
+
+impl FromStr for Latency {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "normal" => Ok(Latency::Normal),
+            "low" => Ok(Latency::Low),
+            "ultra-low" | "ultralow" | "ultra_low" => Ok(Latency::UltraLow),
+            other => Err(format!(
+                "unknown latency mode {other:?} (expected normal, low or ultra-low)"
+            )),
+        }
+    }
+}
+
+/// Server-wide settings (`[server]`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// RTMP listen address.
+    pub rtmp_listen: SocketAddr,
+    /// HTTP listen address.
+    pub http_listen: SocketAddr,
+    /// Directory for recordings and other files.
+    pub data_dir: PathBuf,
+    /// Default latency mode.
+    pub latency: Latency,
+    /// How long a dropped publisher may take to come back.
+    #[serde(with = "humantime_serde")]
+    pub grace_period: Duration,
+}
+
+/// One RTMP application (`[[app]]`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSection {
+    /// Application name: the first path segment of publish and playback URLs.
+    pub name: String,
+    /// Allowed stream keys; empty means open publishing.
+    #[serde(default)]
+    pub stream_keys: Vec<String>,
+    /// This application's default latency mode (else the server's).
+    #[serde(default)]
+    pub latency: Option<Latency>,
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`.
+    pub server: ServerSection,
+    /// `[[app]]` tables.
+    #[serde(default, rename = "app")]
+    pub apps: Vec<AppSection>,
+}
+
+/// Command-line overrides; `None` keeps what the file says.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct Overrides {
+    /// RTMP listen address, e.g. 0.0.0.0:1935.
+    #[arg(long)]
+    pub rtmp_listen: Option<SocketAddr>,
+    /// HTTP listen address, e.g. 0.0.0.0:8080.
+    #[arg(long)]
+    pub http_listen: Option<SocketAddr>,
+    /// Directory for recordings and other files.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Default latency mode for streams that do not choose one.
+    #[arg(long, value_enum)]
+    pub latency: Option<Latency>,
+    /// Grace period for a dropped publisher, e.g. 10s or 1m.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub grace_period: Option<Duration>,
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has unknown or mistyped keys.
+    #[error("{origin}: {source}")]
+    Parse {
+        /// The file, or "embedded default".
+        origin: String,
+        /// What is wrong, with line and column.
+        source: Box<toml::de::Error>,
+    },
+    /// The configuration parses but is inconsistent.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Parses TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            source: Box::new(e),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Loads `path`, or the embedded default when `None`, then applies `overrides`.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                Config::parse(&text, &p.display().to_string())?
+            }
+            None => Config::parse(EMBEDDED_DEFAULT, "embedded default")?,
+        };
+        config.apply(overrides);
+        Ok(config)
+    }
+
+    /// Applies command-line overrides.
+    pub fn apply(&mut self, o: &Overrides) {
+        let s = &mut self.server;
+        if let Some(v) = o.rtmp_listen {
+            s.rtmp_listen = v;
+        }
+        if let Some(v) = o.http_listen {
+            s.http_listen = v;
+        }
+        if let Some(v) = &o.data_dir {
+            s.data_dir = v.clone();
+        }
+        if let Some(v) = o.latency {
+            s.latency = v;
+        }
+        if let Some(v) = o.grace_period {
+            s.grace_period = v;
+        }
+    }
+
+    /// The application named `name`.
+    pub fn app(&self, name: &str) -> Option<&AppSection> {
+        self.apps.iter().find(|a| a.name == name)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.apps.is_empty() {
+            return Err(ConfigError::Invalid(
+                "no [[app]] table: nothing could be published".into(),
+            ));
+        }
+        for (i, a) in self.apps.iter().enumerate() {
+            let ok = !a.name.is_empty()
+                && a.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok {
+                return Err(ConfigError::Invalid(format!(
+                    "app name {:?} must be non-empty ASCII letters, digits, '-' or '_'",
+                    a.name
+                )));
+            }
+            if self.apps[..i].iter().any(|b| b.name == a.name) {
+                return Err(ConfigError::Invalid(format!(
+                    "app {:?} defined twice",
+                    a.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::load(None, &Overrides::default()).unwrap();
+        assert_eq!(c.server.rtmp_listen.port(), 1935);
+        assert_eq!(c.server.http_listen.port(), 8080);
+        assert_eq!(c.server.data_dir, PathBuf::from("./sigma-data"));
+        assert_eq!(c.server.grace_period, Duration::from_secs(10));
+        assert_eq!(c.app("live").map(|a| a.stream_keys.len()), Some(0));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let o = Overrides {
+            rtmp_listen: Some("127.0.0.1:1999".parse().unwrap()),
+            latency: Some(Latency::UltraLow),
+            grace_period: Some(Duration::from_secs(3)),
+            ..Overrides::default()
+        };
+        let c = Config::load(None, &o).unwrap();
+        assert_eq!(c.server.rtmp_listen, "127.0.0.1:1999".parse().unwrap());
+        assert_eq!(c.server.http_listen.port(), 8080, "untouched");
+        assert_eq!(c.server.latency, Latency::UltraLow);
+        assert_eq!(c.server.grace_period, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn per_app_options() {
+        let text = EMBEDDED_DEFAULT.replace(
+            "stream_keys = []",
+            "stream_keys = [\"k1\", \"k2\"]\nlatency = \"ultra-low\"",
+        );
+        let c = Config::parse(&text, "test").unwrap();
+        let app = c.app("live").unwrap();
+        assert_eq!(app.stream_keys, ["k1", "k2"]);
+        assert_eq!(app.latency, Some(Latency::UltraLow));
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_their_place() {
+        let e = Config::parse(
+            &EMBEDDED_DEFAULT.replace("latency = \"low\"", "latency = \"fast\""),
+            "f.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("f.toml:") && e.contains("fast"), "{e}");
+        let e = Config::parse(&format!("{EMBEDDED_DEFAULT}\n[server2]\n"), "f.toml").unwrap_err();
+        assert!(e.to_string().contains("server2"), "{e}");
+        let e = Config::parse(
+            &EMBEDDED_DEFAULT.replace("name = \"live\"", "name = \"../x\""),
+            "f",
+        )
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid(_)), "{e}");
+        let missing = Config::load(
+            Some(Path::new("/nonexistent/sigma.toml")),
+            &Overrides::default(),
+        );
+        assert!(matches!(missing, Err(ConfigError::Read { .. })));
+    }
+
+    #[test]
+    fn latency_names() {
+        for l in [Latency::Normal, Latency::Low, Latency::UltraLow] {
+            assert_eq!(l.as_str().parse::<Latency>(), Ok(l));
+        }
+        assert!("fast".parse::<Latency>().is_err());
+    }
+}
