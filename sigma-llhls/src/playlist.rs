@@ -1,0 +1,642 @@
+//! One rendition's bounded window of segments and parts, and pure playlist rendering.
+//!
+//! [`Rendition`] is sans-IO: it takes the [`Output`]s of a [`crate::Segmenter`] for one track,
+//! keeps what the playlist lists plus what must stay available after it left the playlist
+//! (RFC 8216bis §6.2.2), and renders media playlists (§4.4.3, §4.4.4, §4.4.5.3) including
+//! delta updates (§6.2.5.1). [`render_multivariant`] renders the multivariant playlist
+//! (§4.4.6).
+//!
+//! Memory is bounded by the mode: `playlist_segments` listed segments, as many again retained
+//! for availability, and the init segments they use. Parts are views (`Bytes` clones) of the
+//! same payloads as their segments, so keeping a part available costs no payload memory.
+
+use crate::segmenter::{InitSegment, Output, Part, SegmentStart};
+use crate::{Error, Timing};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// A part as the window keeps it.
+#[derive(Clone, Debug)]
+pub struct PartEntry {
+    /// Duration in seconds.
+    pub duration: f64,
+    /// Starts with a sync sample.
+    pub independent: bool,
+    /// `[styp] moof` + `mdat` header.
+    pub header: Bytes,
+    /// Sample payloads.
+    pub payload: Arc<[Bytes]>,
+}
+
+impl PartEntry {
+    fn len(&self) -> usize {
+        self.header.len() + self.payload.iter().map(Bytes::len).sum::<usize>()
+    }
+    fn chunks(&self, into: &mut Vec<Bytes>) {
+        into.push(self.header.clone());
+        into.extend(self.payload.iter().cloned());
+    }
+}
+
+/// A segment as the window keeps it (complete or in progress).
+#[derive(Clone, Debug)]
+pub struct SegmentEntry {
+    /// Media sequence number.
+    pub msn: u64,
+    /// Duration in seconds (of the parts so far while in progress).
+    pub duration: f64,
+    /// Date, discontinuity and init of the segment.
+    pub start: SegmentStart,
+    /// Its parts, in order.
+    pub parts: Vec<PartEntry>,
+    /// Bytes in the segment.
+    pub bytes: u64,
+}
+
+/// What a rendition report (`EXT-X-RENDITION-REPORT`, §4.4.5.4) says about a rendition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenditionReport {
+    /// The rendition's playlist URI relative to the playlist being rendered.
+    pub uri: String,
+    /// Media sequence number of its last segment (complete or with parts).
+    pub last_msn: u64,
+    /// Index of the last part of that segment, when the rendition has parts.
+    pub last_part: Option<u32>,
+}
+
+/// How a request wants the playlist rendered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RenderOptions {
+    /// Render a delta update (`_HLS_skip=YES` or `v2`, §6.2.5.1).
+    pub skip: bool,
+}
+
+/// Whether a blocking request (§6.2.5.2) can be answered now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    /// The playlist holds what was asked for (or never will: the stream ended).
+    Ready,
+    /// Wait for more media.
+    Wait,
+}
+
+/// Static description of a rendition: its name and URIs.
+#[derive(Clone, Debug)]
+pub struct RenditionConfig {
+    /// The rendition's name; its playlist is `{name}.m3u8`.
+    pub name: String,
+    /// Prefix of init, segment and part URIs relative to the playlist, e.g. `video/1a2b/`.
+    pub uri_prefix: String,
+    /// Durations and window size.
+    pub timing: Timing,
+}
+
+/// One rendition (one track): its bounded window and playlist state.
+#[derive(Debug)]
+pub struct Rendition {
+    cfg: RenditionConfig,
+    inits: VecDeque<InitSegment>,
+    /// Complete segments, oldest first; the first `unlisted` are no longer in the playlist but
+    /// still served.
+    segments: VecDeque<SegmentEntry>,
+    unlisted: usize,
+    current: Option<SegmentEntry>,
+    discontinuity_sequence: u64,
+    max_segment: f64,
+    ended: bool,
+    version: u64,
+}
+
+/// Renders a duration in seconds with 5 decimals, as EXTINF and EXT-X-PART DURATION.
+fn secs(out: &mut String, v: f64) {
+    let _ = write!(out, "{v:.5}");
+}
+
+/// Formats a wall-clock time as `EXT-X-PROGRAM-DATE-TIME` wants it (ISO 8601, UTC, ms).
+pub fn format_date(t: SystemTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from(t)
+        .format(&format)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_owned())
+}
+
+impl Rendition {
+    /// An empty rendition.
+    pub fn new(cfg: RenditionConfig) -> Self {
+        let mut cfg = cfg;
+        cfg.timing = cfg.timing.sanitized();
+        Rendition {
+            cfg,
+            inits: VecDeque::new(),
+            segments: VecDeque::new(),
+            unlisted: 0,
+            current: None,
+            discontinuity_sequence: 0,
+            max_segment: 0.0,
+            ended: false,
+            version: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RenditionConfig {
+        &self.cfg
+    }
+
+    /// Grows by one on every change.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The newest init segment, if any.
+    pub fn latest_init(&self) -> Option<&InitSegment> {
+        self.inits.back()
+    }
+
+    /// Whether the stream ended (`EXT-X-ENDLIST`).
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Takes one segmenter output for this rendition's track.
+    pub fn push(&mut self, output: Output) {
+        match output {
+            Output::Init(init) => {
+                self.inits.retain(|i| i.generation != init.generation);
+                self.inits.push_back(init);
+            }
+            Output::Part(part) => self.push_part(part),
+            Output::SegmentEnd(end) => {
+                if let Some(mut seg) = self.current.take() {
+                    seg.duration = end.duration as f64 / f64::from(end.timescale.max(1));
+                    self.max_segment = self.max_segment.max(seg.duration);
+                    self.segments.push_back(seg);
+                    self.evict();
+                }
+            }
+        }
+        self.version += 1;
+    }
+
+    fn push_part(&mut self, part: Part) {
+        let entry = PartEntry {
+            duration: part.seconds(),
+            independent: part.independent,
+            header: part.header,
+            payload: part.payload.into(),
+        };
+        if let Some(start) = part.segment_start {
+            // A new segment; an unterminated previous one (should not happen) is completed.
+            if let Some(prev) = self.current.take() {
+                self.max_segment = self.max_segment.max(prev.duration);
+                self.segments.push_back(prev);
+            }
+            self.current = Some(SegmentEntry {
+                msn: part.msn,
+                duration: 0.0,
+                start,
+                parts: Vec::new(),
+                bytes: 0,
+            });
+        }
+        if let Some(cur) = &mut self.current {
+            cur.duration += entry.duration;
+            cur.bytes += entry.len() as u64;
+            cur.parts.push(entry);
+        }
+    }
+
+    /// Marks the end of the stream; the playlist gets `EXT-X-ENDLIST`.
+    pub fn end(&mut self) {
+        if let Some(seg) = self.current.take() {
+            self.segments.push_back(seg);
+            self.evict();
+        }
+        self.ended = true;
+        self.version += 1;
+    }
+
+    fn evict(&mut self) {
+        let listed_max = self.cfg.timing.playlist_segments;
+        while self.segments.len() - self.unlisted > listed_max {
+            if self.segments[self.unlisted].start.discontinuity {
+                self.discontinuity_sequence += 1;
+            }
+            self.unlisted += 1;
+        }
+        // Removed segments stay available for their duration plus the playlist's (§6.2.2).
+        while self.unlisted > listed_max + 1 {
+            self.segments.pop_front();
+            self.unlisted -= 1;
+        }
+        let oldest_gen = self
+            .segments
+            .front()
+            .or(self.current.as_ref())
+            .map(|s| s.start.init_generation);
+        if let Some(g) = oldest_gen {
+            while self.inits.len() > 1 && self.inits.front().is_some_and(|i| i.generation < g) {
+                self.inits.pop_front();
+            }
+        }
+    }
+
+    /// `EXT-X-TARGETDURATION`: the segment target, or the longest segment produced (rounded to
+    /// the nearest second, §4.4.3.1) when a publisher's keyframe interval made one longer.
+    pub fn target_duration(&self) -> u64 {
+        let target = self.cfg.timing.segment_target.as_secs_f64().ceil() as u64;
+        target.max((self.max_segment + 0.5).floor() as u64).max(1)
+    }
+
+    fn part_target(&self) -> Option<f64> {
+        self.cfg.timing.part_target.map(|p| p.as_secs_f64())
+    }
+
+    /// Listed complete segments, oldest first.
+    fn listed(&self) -> impl DoubleEndedIterator<Item = &SegmentEntry> + Clone {
+        self.segments.iter().skip(self.unlisted)
+    }
+
+    /// Number of media segments the playlist lists or has parts of.
+    pub fn is_empty(&self) -> bool {
+        self.segments.len() == self.unlisted && self.current.is_none()
+    }
+
+    /// Whether the playlist lists at least one complete segment.
+    pub fn has_segment(&self) -> bool {
+        self.segments.len() > self.unlisted
+    }
+
+    /// The last segment of the playlist and, with parts, the index of its last part.
+    pub fn last(&self) -> Option<(u64, Option<u32>)> {
+        let with_parts = self.part_target().is_some();
+        let seg = self
+            .current
+            .as_ref()
+            .filter(|c| !c.parts.is_empty())
+            .or(self.segments.back())?;
+        let last_part = (seg.parts.len() as u32).checked_sub(1);
+        Some((seg.msn, if with_parts { last_part } else { None }))
+    }
+
+    /// This rendition as another rendition's playlist reports it.
+    pub fn report(&self) -> Option<RenditionReport> {
+        let (last_msn, last_part) = self.last()?;
+        Some(RenditionReport {
+            uri: format!("{}.m3u8", self.cfg.name),
+            last_msn,
+            last_part,
+        })
+    }
+
+    fn last_complete_msn(&self) -> Option<u64> {
+        self.segments.back().map(|s| s.msn)
+    }
+
+    /// Decides a blocking request for segment `msn` (and part `part`), §6.2.5.2.
+    ///
+    /// Errors: [`Error::TooFarAhead`] when `msn` is beyond the last segment plus two or `part`
+    /// beyond the Advance Part Limit; [`Error::BadDirective`] for `_HLS_part` on a rendition
+    /// without parts.
+    pub fn readiness(&self, msn: u64, part: Option<u64>) -> Result<Readiness, Error> {
+        let part_target = self.part_target();
+        if part.is_some() && part_target.is_none() {
+            return Err(Error::BadDirective("_HLS_part on a playlist without parts"));
+        }
+        if self.ended {
+            return Ok(Readiness::Ready);
+        }
+        let (last_msn, last_part) = match self.last() {
+            Some((m, p)) => (Some(m), p),
+            None => (None, None),
+        };
+        let limit_msn = last_msn.map_or(1, |m| m.saturating_add(2));
+        if msn > limit_msn {
+            return Err(Error::TooFarAhead { msn, part });
+        }
+        let complete = self.last_complete_msn();
+        let Some(p) = part else {
+            return Ok(if complete.is_some_and(|c| c >= msn) {
+                Readiness::Ready
+            } else {
+                Readiness::Wait
+            });
+        };
+        // Segment msn complete: the part exists, or it is beyond the segment's last part and
+        // stands for part 0 of the next segment (§6.2.5.2).
+        let (msn, p) = match self.segments.iter().find(|s| s.msn == msn) {
+            Some(seg) if p < seg.parts.len() as u64 => return Ok(Readiness::Ready),
+            Some(_) => (msn + 1, 0),
+            None if complete.is_some_and(|c| msn <= c) => return Ok(Readiness::Ready),
+            None => (msn, p),
+        };
+        if let Some(cur) = self.current.as_ref().filter(|c| c.msn == msn)
+            && p < cur.parts.len() as u64
+        {
+            return Ok(Readiness::Ready);
+        }
+        if complete.is_some_and(|c| msn <= c) {
+            return Ok(Readiness::Ready);
+        }
+        // Advance Part Limit: 3 / PART-TARGET parts when the target is below one second, else 3.
+        let pt = part_target.unwrap_or(1.0);
+        let limit = if pt < 1.0 { 3.0 / pt } else { 3.0 };
+        let per_segment = (self.cfg.timing.segment_target.as_secs_f64() / pt).ceil();
+        let (lm, lp) = (
+            last_msn.unwrap_or(0) as f64,
+            last_part.map_or(-1.0, f64::from),
+        );
+        let ahead = (msn as f64 - lm) * per_segment + p as f64 - lp;
+        if ahead > limit {
+            return Err(Error::TooFarAhead {
+                msn,
+                part: Some(p),
+            });
+        }
+        Ok(Readiness::Wait)
+    }
+
+    /// Whether part lists (and part files) of a segment ending `from_end` seconds before the
+    /// playlist's end are kept: listed for 3 target durations, served for 3 more (§4.4.4.9).
+    fn parts_within(&self, from_end: f64, factor: f64) -> bool {
+        from_end < factor * self.target_duration() as f64
+    }
+
+    fn duration_after(&self, msn: u64) -> f64 {
+        let mut d = self.current.as_ref().map_or(0.0, |c| c.duration);
+        for s in self.segments.iter().rev() {
+            if s.msn <= msn {
+                break;
+            }
+            d += s.duration;
+        }
+        d
+    }
+
+    /// The init segment of generation `generation`, if still kept.
+    pub fn init(&self, generation: u64) -> Option<Bytes> {
+        self.inits
+            .iter()
+            .find(|i| i.generation == generation)
+            .map(|i| i.data.clone())
+    }
+
+    /// The chunks of a complete segment, if still kept.
+    pub fn segment(&self, msn: u64) -> Option<Vec<Bytes>> {
+        let seg = self.segments.iter().find(|s| s.msn == msn)?;
+        let mut v = Vec::with_capacity(seg.parts.iter().map(|p| p.payload.len() + 1).sum());
+        for p in &seg.parts {
+            p.chunks(&mut v);
+        }
+        Some(v)
+    }
+
+    /// The chunks of a part, if it exists and is still served.
+    pub fn part(&self, msn: u64, index: u64) -> Option<Vec<Bytes>> {
+        let seg = match &self.current {
+            Some(c) if c.msn == msn => c,
+            _ => {
+                let seg = self.segments.iter().find(|s| s.msn == msn)?;
+                if !self.parts_within(self.duration_after(msn), 6.0) {
+                    return None;
+                }
+                seg
+            }
+        };
+        let part = seg.parts.get(usize::try_from(index).ok()?)?;
+        let mut v = Vec::with_capacity(part.payload.len() + 1);
+        part.chunks(&mut v);
+        Some(v)
+    }
+
+    /// Bits per second: the peak and the average over the listed complete segments.
+    pub fn bandwidth(&self) -> Option<(u64, u64)> {
+        let (mut peak, mut bits, mut secs) = (0.0f64, 0.0f64, 0.0f64);
+        for s in self.listed().chain(self.current.iter()) {
+            if s.duration > 0.0 {
+                peak = peak.max(s.bytes as f64 * 8.0 / s.duration);
+                bits += s.bytes as f64 * 8.0;
+                secs += s.duration;
+            }
+        }
+        (secs > 0.0).then(|| (peak.ceil() as u64, (bits / secs).ceil() as u64))
+    }
+
+    /// Renders the media playlist (§4.4.3–4.4.5) with reports on `others`.
+    pub fn render(&self, opts: RenderOptions, others: &[RenditionReport]) -> String {
+        let mut out = String::with_capacity(4096);
+        let td = self.target_duration();
+        let tdf = td as f64;
+        let part_target = self.part_target();
+        let prefix = &self.cfg.uri_prefix;
+        let skip_until = 6.0 * tdf;
+
+        // Delta update: skip the oldest listed segments that start more than CAN-SKIP-UNTIL
+        // before the end of the playlist (§6.2.5.1).
+        let mut skipped = 0usize;
+        if opts.skip && !self.ended {
+            let mut from_end = self.current.as_ref().map_or(0.0, |c| c.duration);
+            let listed: Vec<&SegmentEntry> = self.listed().collect();
+            let mut keep = 0;
+            for s in listed.iter().rev() {
+                if from_end >= skip_until {
+                    break;
+                }
+                from_end += s.duration;
+                keep += 1;
+            }
+            skipped = listed.len() - keep;
+        }
+
+        let _ = writeln!(out, "#EXTM3U");
+        let _ = writeln!(out, "#EXT-X-VERSION:{}", if skipped > 0 { 9 } else { 7 });
+        let _ = writeln!(out, "#EXT-X-TARGETDURATION:{td}");
+        let _ = write!(
+            out,
+            "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={skip_until:.1}"
+        );
+        if let Some(pt) = part_target {
+            let _ = write!(out, ",PART-HOLD-BACK={:.3}", 3.0 * pt);
+        }
+        let _ = writeln!(out, ",HOLD-BACK={:.1}", 3.0 * tdf);
+        if let Some(pt) = part_target {
+            let _ = writeln!(out, "#EXT-X-PART-INF:PART-TARGET={pt:.3}");
+        }
+        let first_msn = self
+            .listed()
+            .next()
+            .or(self.current.as_ref())
+            .map_or(0, |s| s.msn);
+        let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{first_msn}");
+        if self.discontinuity_sequence > 0 {
+            let _ = writeln!(
+                out,
+                "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
+                self.discontinuity_sequence
+            );
+        }
+        if skipped > 0 {
+            let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+        }
+
+        // Segments whose end lies within 3 target durations of the playlist's end list parts.
+        let total_after: Vec<f64> = {
+            let mut v = Vec::new();
+            let mut acc = self.current.as_ref().map_or(0.0, |c| c.duration);
+            for s in self.listed().rev() {
+                v.push(acc);
+                acc += s.duration;
+            }
+            v.reverse();
+            v
+        };
+        let mut map_gen: Option<u64> = None;
+        let shown = self.listed().skip(skipped).zip(total_after.iter().skip(skipped));
+        for (seg, &after) in shown {
+            let parts = part_target.is_some() && self.parts_within(after, 3.0);
+            self.render_segment(&mut out, seg, &mut map_gen, parts, true);
+        }
+        if let Some(cur) = &self.current {
+            self.render_segment(&mut out, cur, &mut map_gen, part_target.is_some(), false);
+        }
+        if self.ended {
+            let _ = writeln!(out, "#EXT-X-ENDLIST");
+        } else if part_target.is_some() {
+            let (msn, index) = match &self.current {
+                Some(c) => (c.msn, c.parts.len()),
+                None => (self.last_complete_msn().map_or(0, |m| m + 1), 0),
+            };
+            let _ = writeln!(
+                out,
+                "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{prefix}part-{msn}.{index}.m4s\""
+            );
+        }
+        for r in others {
+            let _ = write!(
+                out,
+                "#EXT-X-RENDITION-REPORT:URI=\"{}\",LAST-MSN={}",
+                r.uri, r.last_msn
+            );
+            if let Some(p) = r.last_part {
+                let _ = write!(out, ",LAST-PART={p}");
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    fn render_segment(
+        &self,
+        out: &mut String,
+        seg: &SegmentEntry,
+        map_gen: &mut Option<u64>,
+        parts: bool,
+        complete: bool,
+    ) {
+        let prefix = &self.cfg.uri_prefix;
+        let msn = seg.msn;
+        if seg.start.discontinuity && map_gen.is_some() {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        if *map_gen != Some(seg.start.init_generation) {
+            let _ = writeln!(
+                out,
+                "#EXT-X-MAP:URI=\"{prefix}init-{}.mp4\"",
+                seg.start.init_generation
+            );
+            *map_gen = Some(seg.start.init_generation);
+        }
+        let _ = writeln!(
+            out,
+            "#EXT-X-PROGRAM-DATE-TIME:{}",
+            format_date(seg.start.program_date_time)
+        );
+        if parts {
+            for (i, p) in seg.parts.iter().enumerate() {
+                out.push_str("#EXT-X-PART:DURATION=");
+                secs(out, p.duration);
+                let _ = write!(out, ",URI=\"{prefix}part-{msn}.{i}.m4s\"");
+                if p.independent {
+                    out.push_str(",INDEPENDENT=YES");
+                }
+                out.push('\n');
+            }
+        }
+        if complete {
+            out.push_str("#EXTINF:");
+            secs(out, seg.duration);
+            let _ = writeln!(out, ",\n{prefix}seg-{msn}.m4s");
+        }
+    }
+}
+
+/// A variant stream of the multivariant playlist (`EXT-X-STREAM-INF`, §4.4.6.2).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Variant {
+    /// Media playlist URI.
+    pub uri: String,
+    /// Peak bits per second (video plus audio).
+    pub bandwidth: u64,
+    /// Average bits per second, when measured.
+    pub average_bandwidth: Option<u64>,
+    /// RFC 6381 codecs of every track the variant plays (video and audio).
+    pub codecs: Vec<String>,
+    /// Width and height in pixels.
+    pub resolution: Option<(u32, u32)>,
+    /// Frames per second.
+    pub frame_rate: Option<f64>,
+    /// The audio group it plays with.
+    pub audio_group: Option<String>,
+}
+
+/// An audio rendition of a group (`EXT-X-MEDIA:TYPE=AUDIO`, §4.4.6.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioMedia {
+    /// Media playlist URI.
+    pub uri: String,
+    /// `GROUP-ID`.
+    pub group: String,
+    /// `NAME`.
+    pub name: String,
+    /// Output channels.
+    pub channels: u8,
+    /// The group's default rendition.
+    pub default: bool,
+}
+
+/// Renders a multivariant playlist (§4.4.6).
+pub fn render_multivariant(variants: &[Variant], audio: &[AudioMedia]) -> String {
+    let mut out = String::with_capacity(512);
+    out.push_str("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    for a in audio {
+        let yes = if a.default { "YES" } else { "NO" };
+        let _ = writeln!(
+            out,
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{}\",NAME=\"{}\",DEFAULT={yes},AUTOSELECT=YES,CHANNELS=\"{}\",URI=\"{}\"",
+            a.group, a.name, a.channels, a.uri
+        );
+    }
+    for v in variants {
+        let _ = write!(out, "#EXT-X-STREAM-INF:BANDWIDTH={}", v.bandwidth);
+        if let Some(avg) = v.average_bandwidth {
+            let _ = write!(out, ",AVERAGE-BANDWIDTH={avg}");
+        }
+        let _ = write!(out, ",CODECS=\"{}\"", v.codecs.join(","));
+        if let Some((w, h)) = v.resolution {
+            let _ = write!(out, ",RESOLUTION={w}x{h}");
+        }
+        if let Some(fr) = v.frame_rate {
+            let _ = write!(out, ",FRAME-RATE={fr:.3}");
+        }
+        if let Some(g) = &v.audio_group {
+            let _ = write!(out, ",AUDIO=\"{g}\"");
+        }
+        let _ = writeln!(out, "\n{}", v.uri);
+    }
+    out
+}

@@ -1,0 +1,713 @@
+//! The segmenter: frames in, CMAF init segments, parts (CMAF chunks) and segment ends out.
+//!
+//! Sans-IO: [`Segmenter::push`] takes a frame and the wall-clock time it was received (used only
+//! for `EXT-X-PROGRAM-DATE-TIME`), [`Segmenter::pull`] hands out what is ready. It holds at most
+//! one open part per track, one held-back sample per track and a bounded audio queue.
+//!
+//! Rules (RFC 8216bis §4.4.4.9, §4.4.3.7):
+//! - **Segments** of the video track are cut only at keyframes, at the first keyframe once the
+//!   segment reached ~90 % of the target. (A segment is force-cut at three targets or 16,384
+//!   samples so that a stream without keyframes cannot grow memory without bound.)
+//! - **Parts** are cut on the decode timeline: a part is closed as soon as the next sample would
+//!   take it past the part target, so every part is at most the target and, when the sample
+//!   duration is at most 15 % of the target, at least 85 % of it; the last part of a segment may
+//!   be shorter. A part whose first sample is a keyframe is independent.
+//! - **Sample durations** come from the next sample's decode time: each track holds back one
+//!   sample. At a flush (end, codec change, gap) the last duration is reused.
+//! - **Audio** follows the video's segment boundaries: an audio sample starting at or after a
+//!   video segment's first decode time starts the next audio segment. Audio is held until the
+//!   video has reached its time (bounded by `max_audio_lead`), so a boundary is always known
+//!   before the audio it splits. Audio parts are cut on the audio timeline with the same rules.
+//! - **Timestamps** are made monotonic per track: a decode time that goes backwards or jumps
+//!   forward by more than `max_timestamp_jump` is re-based to continue the track's timeline.
+//! - **Codec changes** (a new [`StreamInfo`] whose codec differs for a track) and
+//!   [`Segmenter::discontinuity`] close every track's segment; the next segments carry
+//!   `EXT-X-DISCONTINUITY`, and a changed track gets a new init segment first.
+//! - No sample is ever dropped or reordered.
+
+use crate::Error;
+use crate::cmaf::{self, ChunkHeader, SampleEntry, SampleInfo, TrackConfig};
+use bytes::Bytes;
+use sigma_core::{CodecConfig, Frame, MediaKind, StreamInfo, TrackId};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Segmenter settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmenterConfig {
+    /// Segment target duration.
+    pub segment_target: Duration,
+    /// Part target duration; `None` makes one part per segment.
+    pub part_target: Option<Duration>,
+    /// A decode-time step larger than this (or any step backwards) is re-based.
+    pub max_timestamp_jump: Duration,
+    /// How far audio may run ahead of video before it is segmented without waiting.
+    pub max_audio_lead: Duration,
+}
+
+impl SegmenterConfig {
+    /// Settings for a [`crate::Timing`], with 5 s jump and 2 s audio-lead limits.
+    pub fn from_timing(timing: crate::Timing) -> Self {
+        let t = timing.sanitized();
+        SegmenterConfig {
+            segment_target: t.segment_target,
+            part_target: t.part_target,
+            max_timestamp_jump: Duration::from_secs(5),
+            max_audio_lead: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A new init segment for a track; parts that follow use it.
+#[derive(Clone, Debug)]
+pub struct InitSegment {
+    /// The track.
+    pub track: TrackId,
+    /// Video or audio.
+    pub kind: MediaKind,
+    /// The [`StreamInfo::generation`] that introduced this configuration; names the init file.
+    pub generation: u64,
+    /// The codec configuration (for `CODECS`, `RESOLUTION`, ...).
+    pub codec: CodecConfig,
+    /// Media timescale.
+    pub timescale: u32,
+    /// `ftyp` + `moov`.
+    pub data: Bytes,
+}
+
+/// What the first part of a segment says about its segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentStart {
+    /// Wall-clock time of the segment's first sample (`EXT-X-PROGRAM-DATE-TIME`).
+    pub program_date_time: SystemTime,
+    /// The segment follows a discontinuity (`EXT-X-DISCONTINUITY`).
+    pub discontinuity: bool,
+    /// Generation of the init segment this segment needs (`EXT-X-MAP`).
+    pub init_generation: u64,
+}
+
+/// A completed part: a CMAF chunk of one track.
+#[derive(Clone, Debug)]
+pub struct Part {
+    /// The track.
+    pub track: TrackId,
+    /// Media sequence number of its segment.
+    pub msn: u64,
+    /// Index of the part in its segment, from 0.
+    pub index: u32,
+    /// Decode time of its first sample, in timescale ticks.
+    pub start: u64,
+    /// Duration in timescale ticks.
+    pub duration: u64,
+    /// The track's timescale.
+    pub timescale: u32,
+    /// It starts with a sync sample (`INDEPENDENT=YES`).
+    pub independent: bool,
+    /// Number of samples.
+    pub samples: u32,
+    /// Set on the first part of a segment.
+    pub segment_start: Option<SegmentStart>,
+    /// `[styp] moof` + `mdat` header.
+    pub header: Bytes,
+    /// The samples' payloads, in order, as received (not copied).
+    pub payload: Vec<Bytes>,
+}
+
+impl Part {
+    /// Total size in bytes.
+    pub fn len(&self) -> usize {
+        self.header.len() + self.payload.iter().map(Bytes::len).sum::<usize>()
+    }
+    /// Whether the part has no bytes (never true for a part the segmenter made).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Duration in seconds.
+    pub fn seconds(&self) -> f64 {
+        self.duration as f64 / f64::from(self.timescale)
+    }
+}
+
+/// A segment is complete: all its parts were output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentEnd {
+    /// The track.
+    pub track: TrackId,
+    /// Its media sequence number.
+    pub msn: u64,
+    /// Number of parts.
+    pub parts: u32,
+    /// Duration in timescale ticks.
+    pub duration: u64,
+    /// The track's timescale.
+    pub timescale: u32,
+}
+
+/// What the segmenter produces, in order per track.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// A new init segment (before the first part that uses it).
+    Init(InitSegment),
+    /// A completed part.
+    Part(Part),
+    /// A completed segment.
+    SegmentEnd(SegmentEnd),
+}
+
+/// Samples per part and per segment beyond which a part/segment is closed regardless.
+const MAX_PART_SAMPLES: usize = 4096;
+const MAX_SEGMENT_SAMPLES: u64 = 16_384;
+
+#[derive(Clone, Debug)]
+struct Sample {
+    dts: i64,
+    cto: i32,
+    sync: bool,
+    data: Bytes,
+    wall: SystemTime,
+}
+
+#[derive(Debug)]
+struct OpenSegment {
+    msn: u64,
+    start: i64,
+    parts: u32,
+    samples: u64,
+    start_info: SegmentStart,
+}
+
+#[derive(Debug, Default)]
+struct OpenPart {
+    start: i64,
+    len: i64,
+    samples: Vec<SampleInfo>,
+    payload: Vec<Bytes>,
+}
+
+#[derive(Debug)]
+struct TrackState {
+    id: TrackId,
+    kind: MediaKind,
+    timescale: u32,
+    codec: CodecConfig,
+    config: TrackConfig,
+    init_generation: u64,
+    part_ticks: i64,
+    segment_ticks: i64,
+    jump_ticks: i64,
+    offset: Option<i64>,
+    last_dts: Option<i64>,
+    last_duration: i64,
+    pending: Option<Sample>,
+    segment: Option<OpenSegment>,
+    part: OpenPart,
+    next_msn: u64,
+    sequence: u32,
+    discontinuity_next: bool,
+    anchor: Option<(SystemTime, i64)>,
+    /// End (decode time + duration) of the last sample added to a part.
+    end: i64,
+}
+
+/// Where a track's segments are cut.
+enum Cut<'a> {
+    /// At keyframes once the target is reached (video).
+    Keyframe,
+    /// At the video's boundaries (audio with video).
+    Boundaries(&'a mut VecDeque<(i64, u32)>),
+    /// At any sample once the target is reached (audio-only streams).
+    Duration,
+}
+
+fn ticks(d: Duration, timescale: u32) -> i64 {
+    let t = d.as_nanos() * u128::from(timescale) / 1_000_000_000;
+    t.min(i64::MAX as u128 / 8) as i64
+}
+
+/// `a/ta < b/tb` compared exactly.
+fn time_lt(a: i64, ta: u32, b: i64, tb: u32) -> bool {
+    i128::from(a) * i128::from(tb) < i128::from(b) * i128::from(ta)
+}
+
+fn track_config(id: TrackId, timescale: u32, codec: &CodecConfig) -> Result<TrackConfig, Error> {
+    let entry = match codec {
+        CodecConfig::H264(h) => SampleEntry::Avc {
+            width: h.width(),
+            height: h.height(),
+            avcc: h.avcc().clone(),
+        },
+        CodecConfig::Aac(a) => SampleEntry::Aac {
+            sample_rate: a.output_sample_rate(),
+            channels: a.channels(),
+            audio_specific_config: a.audio_specific_config().clone(),
+        },
+        other => return Err(Error::UnsupportedCodec(other.codec_string())),
+    };
+    Ok(TrackConfig {
+        track_id: id.0,
+        timescale,
+        entry,
+    })
+}
+
+impl TrackState {
+    fn new(
+        cfg: &SegmenterConfig,
+        info: &sigma_core::TrackInfo,
+        generation: u64,
+    ) -> Result<(Self, Bytes), Error> {
+        let config = track_config(info.id(), info.timescale(), info.codec())?;
+        let init = cmaf::init_segment(&config)?;
+        let ts = info.timescale();
+        Ok((
+            TrackState {
+                id: info.id(),
+                kind: info.kind(),
+                timescale: ts,
+                codec: info.codec().clone(),
+                config,
+                init_generation: generation,
+                part_ticks: cfg.part_target.map_or(i64::MAX / 4, |p| ticks(p, ts).max(1)),
+                segment_ticks: ticks(cfg.segment_target, ts).max(1),
+                jump_ticks: ticks(cfg.max_timestamp_jump, ts).max(1),
+                offset: None,
+                last_dts: None,
+                last_duration: 0,
+                pending: None,
+                segment: None,
+                part: OpenPart::default(),
+                next_msn: 0,
+                sequence: 0,
+                discontinuity_next: false,
+                anchor: None,
+                end: 0,
+            },
+            init,
+        ))
+    }
+
+    /// Maps an input decode time onto this track's monotonic output timeline.
+    fn rebase(&mut self, dts: i64) -> i64 {
+        let offset = *self.offset.get_or_insert(if dts < 0 { -dts } else { 0 });
+        let out = dts.saturating_add(offset);
+        match self.last_dts {
+            Some(last)
+                if out <= last || out.saturating_sub(last) > self.jump_ticks || out < 0 =>
+            {
+                let step = if self.last_duration > 0 {
+                    self.last_duration
+                } else {
+                    1
+                };
+                let target = last.saturating_add(step);
+                self.offset = Some(offset.saturating_add(target.saturating_sub(out)));
+                target
+            }
+            _ if out < 0 => {
+                self.offset = Some(offset.saturating_sub(out));
+                0
+            }
+            _ => out,
+        }
+    }
+
+    fn add(&mut self, s: Sample, duration: i64) -> Result<(), Error> {
+        let duration32 = u32::try_from(duration).map_err(|_| Error::FieldOverflow {
+            what: "sample duration",
+            value: i128::from(duration),
+        })?;
+        let size = u32::try_from(s.data.len()).map_err(|_| Error::FieldOverflow {
+            what: "sample size",
+            value: s.data.len() as i128,
+        })?;
+        if self.segment.is_none() {
+            let anchor = *self.anchor.get_or_insert((s.wall, s.dts));
+            let since = Duration::from_nanos(
+                ((s.dts - anchor.1).max(0) as u128 * 1_000_000_000 / u128::from(self.timescale))
+                    .min(u128::from(u64::MAX)) as u64,
+            );
+            let msn = self.next_msn;
+            self.next_msn += 1;
+            self.segment = Some(OpenSegment {
+                msn,
+                start: s.dts,
+                parts: 0,
+                samples: 0,
+                start_info: SegmentStart {
+                    program_date_time: anchor.0 + since,
+                    discontinuity: std::mem::take(&mut self.discontinuity_next),
+                    init_generation: self.init_generation,
+                },
+            });
+        }
+        if let Some(seg) = &mut self.segment {
+            seg.samples += 1;
+        }
+        if self.part.samples.is_empty() {
+            self.part.start = s.dts;
+        }
+        self.part.len += duration;
+        self.end = s.dts.saturating_add(duration);
+        self.part.samples.push(SampleInfo {
+            duration: duration32,
+            size,
+            sync: s.sync,
+            composition_offset: s.cto,
+        });
+        self.part.payload.push(s.data);
+        Ok(())
+    }
+
+    fn close_part(&mut self, segment_end: bool, out: &mut VecDeque<Output>) -> Result<(), Error> {
+        let Some(seg) = &mut self.segment else {
+            return Ok(());
+        };
+        if !self.part.samples.is_empty() {
+            let part = std::mem::take(&mut self.part);
+            let index = seg.parts;
+            let header = cmaf::chunk_header(&ChunkHeader {
+                sequence_number: self.sequence,
+                track_id: self.config.track_id,
+                base_decode_time: part.start.max(0) as u64,
+                samples: &part.samples,
+                segment_start: index == 0,
+            })?;
+            self.sequence = self.sequence.wrapping_add(1);
+            seg.parts += 1;
+            out.push_back(Output::Part(Part {
+                track: self.id,
+                msn: seg.msn,
+                index,
+                start: part.start.max(0) as u64,
+                duration: part.len as u64,
+                timescale: self.timescale,
+                independent: part.samples[0].sync,
+                samples: part.samples.len() as u32,
+                segment_start: (index == 0).then(|| seg.start_info.clone()),
+                header,
+                payload: part.payload,
+            }));
+        }
+        if segment_end && let Some(seg) = self.segment.take() {
+            out.push_back(Output::SegmentEnd(SegmentEnd {
+                track: self.id,
+                msn: seg.msn,
+                parts: seg.parts,
+                duration: self.end.saturating_sub(seg.start).max(0) as u64,
+                timescale: self.timescale,
+            }));
+        }
+        Ok(())
+    }
+}
+
+impl TrackState {
+    /// Takes the next sample: gives the held-back one its duration, places it, decides cuts.
+    /// Returns the decode time of `n` when a segment was closed before it.
+    fn process(
+        &mut self,
+        n: Sample,
+        cut: Cut<'_>,
+        out: &mut VecDeque<Output>,
+    ) -> Result<Option<i64>, Error> {
+        let mut cut_at = None;
+        match self.pending.take() {
+            Some(p) => {
+                let duration = n.dts - p.dts;
+                if !self.part.samples.is_empty()
+                    && (self.part.len + duration > self.part_ticks
+                        || self.part.samples.len() >= MAX_PART_SAMPLES)
+                {
+                    self.close_part(false, out)?;
+                }
+                self.add(p, duration)?;
+                let (start, samples) = self
+                    .segment
+                    .as_ref()
+                    .map_or((n.dts, 0), |s| (s.start, s.samples));
+                let elapsed = n.dts - start;
+                let reached = elapsed.saturating_mul(10) >= self.segment_ticks.saturating_mul(9);
+                let wanted = match cut {
+                    Cut::Keyframe => n.sync && reached,
+                    Cut::Duration => reached,
+                    Cut::Boundaries(b) => {
+                        let mut crossed = false;
+                        while b
+                            .front()
+                            .is_some_and(|&(t, ts)| !time_lt(n.dts, self.timescale, t, ts))
+                        {
+                            b.pop_front();
+                            crossed = true;
+                        }
+                        crossed
+                    }
+                };
+                let forced = elapsed >= self.segment_ticks.saturating_mul(3)
+                    || samples >= MAX_SEGMENT_SAMPLES;
+                if wanted || forced {
+                    self.close_part(true, out)?;
+                    cut_at = Some(n.dts);
+                } else if self.part.len + duration > self.part_ticks {
+                    // The next sample would not fit: publish the part now rather than one
+                    // sample later.
+                    self.close_part(false, out)?;
+                }
+                self.last_duration = duration;
+            }
+            None => {
+                if let Cut::Boundaries(b) = cut {
+                    while b
+                        .front()
+                        .is_some_and(|&(t, ts)| !time_lt(n.dts, self.timescale, t, ts))
+                    {
+                        b.pop_front();
+                    }
+                }
+            }
+        }
+        self.last_dts = Some(n.dts);
+        self.pending = Some(n);
+        Ok(cut_at)
+    }
+
+    /// Adds the held-back sample with an estimated duration and closes the segment.
+    fn flush(&mut self, out: &mut VecDeque<Output>) -> Result<(), Error> {
+        if let Some(p) = self.pending.take() {
+            let duration = if self.last_duration > 0 {
+                self.last_duration
+            } else {
+                (i64::from(self.timescale) / 30).max(1)
+            };
+            self.add(p, duration)?;
+            self.last_dts = Some(self.end.saturating_sub(1).max(self.last_dts.unwrap_or(0)));
+            self.last_duration = duration;
+        }
+        self.close_part(true, out)
+    }
+
+    fn sample(&mut self, frame: Frame, now: SystemTime) -> Sample {
+        let dts = self.rebase(frame.dts());
+        let cto = frame
+            .composition_offset()
+            .clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        Sample {
+            dts,
+            cto,
+            sync: frame.is_keyframe() || self.kind == MediaKind::Audio,
+            data: frame.into_data(),
+            wall: now,
+        }
+    }
+}
+
+/// Frames of one stream in; init segments, parts and segment ends of its primary video track
+/// and first audio track out. See the [module docs](self) for the rules.
+#[derive(Debug)]
+pub struct Segmenter {
+    cfg: SegmenterConfig,
+    info: Option<Arc<StreamInfo>>,
+    video: Option<TrackState>,
+    audio: Option<TrackState>,
+    /// Audio samples waiting for the video to reach their time.
+    audio_queue: VecDeque<Sample>,
+    /// Video segment start times the audio has not reached yet: (ticks, timescale).
+    boundaries: VecDeque<(i64, u32)>,
+    /// Decode time of the newest video sample: (ticks, timescale).
+    watermark: Option<(i64, u32)>,
+    out: VecDeque<Output>,
+    ignored: u64,
+}
+
+const MAX_BOUNDARIES: usize = 64;
+
+impl Segmenter {
+    /// A segmenter with no tracks yet; call [`set_info`](Self::set_info) first.
+    pub fn new(cfg: SegmenterConfig) -> Self {
+        Segmenter {
+            cfg,
+            info: None,
+            video: None,
+            audio: None,
+            audio_queue: VecDeque::new(),
+            boundaries: VecDeque::new(),
+            watermark: None,
+            out: VecDeque::new(),
+            ignored: 0,
+        }
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &SegmenterConfig {
+        &self.cfg
+    }
+
+    /// Frames dropped because their track is neither the primary video nor the first audio
+    /// track (such tracks are not packaged).
+    pub fn ignored_frames(&self) -> u64 {
+        self.ignored
+    }
+
+    /// Sets the stream's tracks. A track whose codec or timescale changed gets a new init
+    /// segment; if any packaged track changed after media started, every track's segment is
+    /// closed and the next ones start with a discontinuity.
+    ///
+    /// Errors: [`Error::UnsupportedCodec`] for a codec CMAF packaging does not support here;
+    /// the previous tracks stay in force.
+    pub fn set_info(&mut self, info: Arc<StreamInfo>) -> Result<(), Error> {
+        let video = info.primary_video().cloned();
+        let audio = info
+            .tracks()
+            .iter()
+            .find(|t| t.kind() == MediaKind::Audio)
+            .cloned();
+        let same = |state: &Option<TrackState>, t: &Option<sigma_core::TrackInfo>| match (state, t)
+        {
+            (Some(s), Some(t)) => {
+                s.id == t.id() && s.timescale == t.timescale() && &s.codec == t.codec()
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        let video_same = same(&self.video, &video);
+        let audio_same = same(&self.audio, &audio);
+        if video_same && audio_same {
+            self.info = Some(info);
+            return Ok(());
+        }
+        // Build the new states first so an unsupported codec leaves everything as it was.
+        let generation = info.generation();
+        let new_video = match (&video, video_same) {
+            (Some(t), false) => Some(TrackState::new(&self.cfg, t, generation)?),
+            _ => None,
+        };
+        let new_audio = match (&audio, audio_same) {
+            (Some(t), false) => Some(TrackState::new(&self.cfg, t, generation)?),
+            _ => None,
+        };
+        let started = self.video.as_ref().is_some_and(|t| t.last_dts.is_some())
+            || self.audio.as_ref().is_some_and(|t| t.last_dts.is_some());
+        if started {
+            self.discontinuity()?;
+        }
+        for (slot, new, present) in [
+            (&mut self.video, new_video, video.is_some()),
+            (&mut self.audio, new_audio, audio.is_some()),
+        ] {
+            if let Some((mut state, init)) = new {
+                if let Some(old) = slot.take() {
+                    state.next_msn = old.next_msn;
+                    state.sequence = old.sequence;
+                    state.discontinuity_next = true;
+                }
+                self.out.push_back(Output::Init(InitSegment {
+                    track: state.id,
+                    kind: state.kind,
+                    generation,
+                    codec: state.codec.clone(),
+                    timescale: state.timescale,
+                    data: init,
+                }));
+                *slot = Some(state);
+            } else if !present {
+                *slot = None;
+            }
+        }
+        if self.video.is_none() {
+            self.watermark = None;
+            self.boundaries.clear();
+        }
+        self.info = Some(info);
+        Ok(())
+    }
+
+    /// Takes one frame received at wall-clock time `now`.
+    ///
+    /// Errors: [`Error::UnknownTrack`] when no stream info describes the frame's track (the
+    /// frame is not used); [`Error::FieldOverflow`] for a sample too large for a `trun`.
+    pub fn push(&mut self, frame: Frame, now: SystemTime) -> Result<(), Error> {
+        let id = frame.track();
+        if self.info.as_ref().is_none_or(|i| i.track(id).is_none()) {
+            return Err(Error::UnknownTrack(id));
+        }
+        if let Some(v) = self.video.as_mut().filter(|v| v.id == id) {
+            let s = v.sample(frame, now);
+            let ts = v.timescale;
+            let dts = s.dts;
+            if let Some(t) = v.process(s, Cut::Keyframe, &mut self.out)? {
+                if self.boundaries.len() >= MAX_BOUNDARIES {
+                    self.boundaries.pop_front();
+                }
+                self.boundaries.push_back((t, ts));
+            }
+            self.watermark = Some((dts, ts));
+            self.release_audio(false)
+        } else if let Some(a) = self.audio.as_mut().filter(|a| a.id == id) {
+            let s = a.sample(frame, now);
+            if self.video.is_some() {
+                self.audio_queue.push_back(s);
+                self.release_audio(false)
+            } else {
+                a.process(s, Cut::Duration, &mut self.out).map(|_| ())
+            }
+        } else {
+            self.ignored += 1;
+            Ok(())
+        }
+    }
+
+    /// Segments queued audio the video has caught up with (or all of it with `all`), and the
+    /// oldest audio when the queue runs more than `max_audio_lead` ahead.
+    fn release_audio(&mut self, all: bool) -> Result<(), Error> {
+        let Some(a) = self.audio.as_mut() else {
+            self.audio_queue.clear();
+            return Ok(());
+        };
+        let lead = ticks(self.cfg.max_audio_lead, a.timescale);
+        while let Some(front) = self.audio_queue.front() {
+            let back = self.audio_queue.back().map_or(front.dts, |b| b.dts);
+            let ready = all
+                || back - front.dts > lead
+                || self
+                    .watermark
+                    .is_some_and(|(w, ts)| !time_lt(w, ts, front.dts, a.timescale));
+            if !ready {
+                break;
+            }
+            let Some(s) = self.audio_queue.pop_front() else {
+                break;
+            };
+            a.process(s, Cut::Boundaries(&mut self.boundaries), &mut self.out)?;
+        }
+        Ok(())
+    }
+
+    /// Closes every track's segment (adding held-back samples with an estimated duration);
+    /// the next segments start with `EXT-X-DISCONTINUITY`. Call it after a gap in the input.
+    pub fn discontinuity(&mut self) -> Result<(), Error> {
+        self.close_all(true)
+    }
+
+    /// Ends the stream: everything held is segmented and every segment closed.
+    pub fn finish(&mut self) -> Result<(), Error> {
+        self.close_all(false)
+    }
+
+    fn close_all(&mut self, discontinuity: bool) -> Result<(), Error> {
+        self.release_audio(true)?;
+        self.boundaries.clear();
+        for t in [self.video.as_mut(), self.audio.as_mut()].into_iter().flatten() {
+            t.flush(&mut self.out)?;
+            if discontinuity && t.last_dts.is_some() {
+                t.discontinuity_next = true;
+                t.anchor = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// The next output, if any.
+    pub fn pull(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+}
