@@ -18,6 +18,8 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cmaf;
+#[cfg(test)]
+mod fixture;
 mod error;
 mod mode;
 pub mod playlist;

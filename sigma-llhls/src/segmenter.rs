@@ -711,3 +711,443 @@ impl Segmenter {
         self.out.pop_front()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LatencyMode;
+    use crate::fixture::{self, AUDIO, VIDEO};
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+    use std::time::UNIX_EPOCH;
+
+    /// Everything a run produced, by track.
+    #[derive(Default)]
+    struct Run {
+        inits: Vec<InitSegment>,
+        parts: BTreeMap<TrackId, Vec<Part>>,
+        ends: BTreeMap<TrackId, Vec<SegmentEnd>>,
+        order: Vec<(TrackId, u64, Option<u32>)>,
+    }
+
+    impl Run {
+        fn take(&mut self, s: &mut Segmenter) {
+            while let Some(o) = s.pull() {
+                match o {
+                    Output::Init(i) => self.inits.push(i),
+                    Output::Part(p) => {
+                        self.order.push((p.track, p.msn, Some(p.index)));
+                        self.parts.entry(p.track).or_default().push(p);
+                    }
+                    Output::SegmentEnd(e) => {
+                        self.order.push((e.track, e.msn, None));
+                        self.ends.entry(e.track).or_default().push(e);
+                    }
+                }
+            }
+        }
+
+        /// Segment bytes (concatenated parts) by msn.
+        fn segments(&self, track: TrackId) -> BTreeMap<u64, Vec<u8>> {
+            let mut m: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+            for p in &self.parts[&track] {
+                let seg = m.entry(p.msn).or_default();
+                seg.extend_from_slice(&p.header);
+                for b in &p.payload {
+                    seg.extend_from_slice(b);
+                }
+            }
+            m
+        }
+    }
+
+    fn run(cfg: SegmenterConfig, info: Arc<StreamInfo>, frames: &[Frame]) -> Run {
+        let mut s = Segmenter::new(cfg);
+        let mut r = Run::default();
+        s.set_info(info).unwrap();
+        for (i, f) in frames.iter().enumerate() {
+            s.push(f.clone(), UNIX_EPOCH + Duration::from_millis(i as u64)).unwrap();
+            r.take(&mut s);
+        }
+        s.finish().unwrap();
+        r.take(&mut s);
+        r
+    }
+
+    fn ultra_low() -> SegmenterConfig {
+        SegmenterConfig::from_timing(LatencyMode::UltraLow.timing())
+    }
+
+    #[test]
+    fn capture_round_trips_through_the_mp4_crate() {
+        let (info, frames) = fixture::capture();
+        let r = run(ultra_low(), info.clone(), &frames);
+        assert_eq!(r.inits.len(), 2);
+        for track in [VIDEO, AUDIO] {
+            let init = r.inits.iter().find(|i| i.track == track).unwrap();
+            let (id, ts, t) = fixture::read_init(&init.data);
+            assert_eq!((id, ts), (track.0, info.track(track).unwrap().timescale()));
+            let stsd = &t.tracks()[&id].trak.mdia.minf.stbl.stsd;
+            match info.track(track).unwrap().codec() {
+                CodecConfig::H264(h) => {
+                    let avc1 = stsd.avc1.as_ref().expect("avc1");
+                    assert_eq!(u32::from(avc1.width), h.width());
+                    assert_eq!(avc1.avcc.sequence_parameter_sets[0].bytes, h.sps()[0].to_vec());
+                    assert_eq!(avc1.avcc.picture_parameter_sets[0].bytes, h.pps()[0].to_vec());
+                }
+                CodecConfig::Aac(a) => {
+                    let mp4a = stsd.mp4a.as_ref().expect("mp4a");
+                    assert_eq!(mp4a.channelcount, u16::from(a.channels()));
+                    let d = &mp4a.esds.as_ref().unwrap().es_desc.dec_config.dec_specific;
+                    assert_eq!(d.profile, a.object_type());
+                }
+                _ => unreachable!(),
+            }
+            let media: Vec<u8> = r.segments(track).into_values().flatten().collect();
+            let got = fixture::read_fragments(&media);
+            let want: Vec<&Frame> = frames.iter().filter(|f| f.track() == track).collect();
+            assert_eq!(got.len(), want.len(), "track {track}: every sample, once");
+            let shift = got[0].dts as i64 - want[0].dts();
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(g.data, w.data(), "sample {i} payload");
+                assert_eq!(g.dts as i64 - shift, w.dts(), "sample {i} dts");
+                assert_eq!(i64::from(g.cto), w.composition_offset(), "sample {i} cto");
+                assert_eq!(g.sync, w.is_keyframe(), "sample {i} sync");
+                if let Some(next) = want.get(i + 1) {
+                    assert_eq!(i64::from(g.duration), next.dts() - w.dts(), "sample {i} dur");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn b_frames_keep_their_composition_offsets() {
+        let (info, frames) = fixture::capture();
+        let r = run(ultra_low(), info, &frames);
+        let media: Vec<u8> = r.segments(VIDEO).into_values().flatten().collect();
+        let got = fixture::read_fragments(&media);
+        // x264 with -bf 3: negative-free but varying offsets, and B-frames (pts < next dts).
+        let ctos: std::collections::BTreeSet<i32> = got.iter().map(|s| s.cto).collect();
+        assert!(ctos.len() >= 3, "offsets {ctos:?}");
+        // Presentation order recovered from dts + cto is a permutation of a regular grid.
+        let mut pts: Vec<i64> = got.iter().map(|s| s.dts as i64 + i64::from(s.cto)).collect();
+        pts.sort();
+        for w in pts.windows(2) {
+            assert_eq!(w[1] - w[0], 3000, "30 fps presentation grid");
+        }
+    }
+
+    /// Runs ffprobe on a file and returns its packet list as (stream, pts, dts, size, flags).
+    fn ffprobe_packets(path: &std::path::Path) -> Vec<String> {
+        let out = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-show_packets", "-show_entries"])
+            .arg("packet=codec_type,pts,dts,duration,size,flags")
+            .args(["-of", "csv=p=0"])
+            .arg(path)
+            .output()
+            .expect("ffprobe runs (scripts/install-deps installs it)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn ffprobe_reads_segments_and_concatenated_parts_alike() {
+        let (info, frames) = fixture::capture();
+        let r = run(ultra_low(), info, &frames);
+        let dir = std::env::temp_dir().join(format!("sigma-llhls-ffprobe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for track in [VIDEO, AUDIO] {
+            let init = &r.inits.iter().find(|i| i.track == track).unwrap().data;
+            let segments = r.segments(track);
+            let (&msn, seg) = segments.iter().nth(1).unwrap();
+            let mut whole = init.to_vec();
+            whole.extend_from_slice(seg);
+            let mut parts = init.to_vec();
+            let mut n = 0;
+            for p in r.parts[&track].iter().filter(|p| p.msn == msn) {
+                n += 1;
+                parts.extend_from_slice(&p.header);
+                for b in &p.payload {
+                    parts.extend_from_slice(b);
+                }
+            }
+            assert!(track == AUDIO || n > 1, "a segment of several parts");
+            let (a, b) = (dir.join(format!("seg{track}.mp4")), dir.join(format!("parts{track}.mp4")));
+            std::fs::write(&a, &whole).unwrap();
+            std::fs::write(&b, &parts).unwrap();
+            let (pa, pb) = (ffprobe_packets(&a), ffprobe_packets(&b));
+            assert!(pa.len() > 10, "{pa:?}");
+            assert_eq!(pa, pb);
+            let want = frames
+                .iter()
+                .filter(|f| f.track() == track)
+                .count();
+            // The whole stream decodes to as many packets as were pushed.
+            let mut all = init.to_vec();
+            for s in segments.values() {
+                all.extend_from_slice(s);
+            }
+            let c = dir.join(format!("all{track}.mp4"));
+            std::fs::write(&c, &all).unwrap();
+            let pc = ffprobe_packets(&c);
+            assert_eq!(pc.len(), want, "{track}");
+            if track == VIDEO {
+                // Keyframe flags survive and every segment starts with one.
+                assert!(pa[0].contains('K'), "{}", pa[0]);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Checks the structural rules on a run; returns the number of segments of each track.
+    fn check_rules(r: &Run, cfg: &SegmenterConfig, frames: &[Frame]) {
+        for (&track, parts) in &r.parts {
+            let ts = parts[0].timescale;
+            let target = cfg.part_target.map(|p| ticks(p, ts));
+            let ends = &r.ends[&track];
+            // Media sequence numbers grow by one; parts are numbered from 0 in each segment.
+            let mut expected = (parts[0].msn, 0u32);
+            let mut seg_parts: Vec<&Part> = Vec::new();
+            let mut e = ends.iter();
+            let mut samples = 0usize;
+            for p in parts {
+                if p.msn != expected.0 {
+                    assert_eq!(p.msn, expected.0 + 1, "msn grows by one");
+                    expected = (p.msn, 0);
+                }
+                assert_eq!(p.index, expected.1);
+                expected.1 += 1;
+                assert_eq!(p.index == 0, p.segment_start.is_some());
+                samples += p.samples as usize;
+                seg_parts.push(p);
+                if let Some(t) = target {
+                    assert!(p.duration as i64 <= t, "part {} > target {t}", p.duration);
+                }
+                if seg_parts.len() as u32 == ends.iter().find(|x| x.msn == p.msn).map_or(0, |x| x.parts) {
+                    let end = e.next().unwrap();
+                    assert_eq!(end.msn, p.msn);
+                    let total: u64 = seg_parts.iter().map(|p| p.duration).sum();
+                    assert_eq!(end.duration, total, "segment = its parts");
+                    if let Some(t) = target {
+                        for q in &seg_parts[..seg_parts.len() - 1] {
+                            assert!(
+                                q.duration as i64 * 100 >= t * 85,
+                                "part {} < 85% of {t} (not last of segment)",
+                                q.duration
+                            );
+                        }
+                    }
+                    if track == VIDEO {
+                        let first = &seg_parts[0];
+                        assert!(first.independent, "segment {} starts with a keyframe", end.msn);
+                    }
+                    seg_parts.clear();
+                }
+            }
+            assert!(seg_parts.is_empty(), "every segment ended");
+            assert_eq!(samples, frames.iter().filter(|f| f.track() == track).count());
+            // Payloads in order, none lost.
+            let got: Vec<&Bytes> = parts.iter().flat_map(|p| p.payload.iter()).collect();
+            let want: Vec<&Bytes> =
+                frames.iter().filter(|f| f.track() == track).map(|f| f.data()).collect();
+            assert!(got == want, "track {track} payload order");
+        }
+    }
+
+    #[test]
+    fn capture_follows_part_and_segment_rules_in_every_mode() {
+        let (info, frames) = fixture::capture();
+        for mode in [LatencyMode::Normal, LatencyMode::Low, LatencyMode::UltraLow] {
+            let cfg = SegmenterConfig::from_timing(mode.timing());
+            let r = run(cfg, info.clone(), &frames);
+            check_rules(&r, &cfg, &frames);
+            let n = r.ends[&VIDEO].len();
+            let expect = match mode {
+                LatencyMode::Normal => 1, // 6 s of input, one 6 s segment
+                LatencyMode::Low => 6,    // 1 s GOPs
+                LatencyMode::UltraLow => 3,
+            };
+            assert_eq!(n, expect, "{mode:?}");
+            // Audio segments line up with video segments.
+            assert_eq!(r.ends[&AUDIO].len(), n, "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn audio_segments_start_at_video_segment_boundaries() {
+        let frames = fixture::synthetic_frames(10, 30);
+        let cfg = ultra_low();
+        let r = run(cfg, fixture::synthetic_info(1), &frames);
+        check_rules(&r, &cfg, &frames);
+        let v = &r.parts[&VIDEO];
+        let a = &r.parts[&AUDIO];
+        for vs in v.iter().filter(|p| p.index == 0) {
+            let as_ = a.iter().find(|p| p.index == 0 && p.msn == vs.msn).unwrap();
+            let vt = vs.start as f64 / 90_000.0;
+            let at = as_.start as f64 / 48_000.0;
+            assert!(at >= vt - 1e-9 && at - vt < 1024.0 / 48_000.0, "{vt} vs {at}");
+        }
+    }
+
+    #[test]
+    fn codec_change_writes_a_new_init_and_a_discontinuity() {
+        let frames = fixture::synthetic_frames(6, 30);
+        let mut s = Segmenter::new(ultra_low());
+        let mut r = Run::default();
+        s.set_info(fixture::synthetic_info(1)).unwrap();
+        let half = frames.len() / 2;
+        let half = half + frames[half..].iter().position(|f| f.is_keyframe()).unwrap();
+        for f in &frames[..half] {
+            s.push(f.clone(), UNIX_EPOCH).unwrap();
+        }
+        // Same generation, same codecs: nothing happens.
+        s.set_info(fixture::synthetic_info(1)).unwrap();
+        r.take(&mut s);
+        assert_eq!(r.inits.len(), 2);
+        let v = sigma_core::H264Config::from_avcc(fixture::core_testdata("x264_baseline_360p25.avcc"))
+            .unwrap();
+        let old = fixture::synthetic_info(1);
+        let info = StreamInfo::new(
+            2,
+            vec![
+                sigma_core::TrackInfo::new(VIDEO, 90_000, CodecConfig::H264(v)).unwrap(),
+                old.track(AUDIO).unwrap().clone(),
+            ],
+        )
+        .unwrap();
+        s.set_info(info).unwrap();
+        for f in &frames[half..] {
+            s.push(f.clone(), UNIX_EPOCH).unwrap();
+        }
+        s.finish().unwrap();
+        r.take(&mut s);
+        assert_eq!(r.inits.len(), 3);
+        assert_eq!(r.inits[2].generation, 2);
+        assert_eq!(r.inits[2].track, VIDEO);
+        check_rules(&r, &ultra_low(), &frames);
+        for track in [VIDEO, AUDIO] {
+            let firsts: Vec<&SegmentStart> = r.parts[&track]
+                .iter()
+                .filter_map(|p| p.segment_start.as_ref())
+                .collect();
+            let disc: Vec<bool> = firsts.iter().map(|s| s.discontinuity).collect();
+            assert_eq!(disc.iter().filter(|d| **d).count(), 1, "{track}: {disc:?}");
+            let after = firsts.iter().position(|s| s.discontinuity).unwrap();
+            let want_gen = if track == VIDEO { 2 } else { 1 };
+            assert_eq!(firsts[after].init_generation, want_gen);
+        }
+    }
+
+    #[test]
+    fn timestamp_jumps_are_rebased_without_losing_samples() {
+        let mut frames = fixture::synthetic_frames(6, 30);
+        // Publisher restarts its clock at 3 s (both tracks jump back), then jumps ahead 1 h.
+        for f in frames.iter_mut() {
+            let secs = match f.track() {
+                VIDEO => f.dts() as f64 / 90_000.0,
+                _ => f.dts() as f64 / 48_000.0,
+            };
+            let ts: i64 = if f.track() == VIDEO { 90_000 } else { 48_000 };
+            if secs >= 4.5 {
+                *f = f.clone().shifted(3600 * ts);
+            } else if secs >= 3.0 {
+                *f = f.clone().shifted(-3 * ts);
+            }
+        }
+        let cfg = ultra_low();
+        let r = run(cfg, fixture::synthetic_info(1), &frames);
+        check_rules(&r, &cfg, &frames);
+        for parts in r.parts.values() {
+            for w in parts.windows(2) {
+                assert_eq!(w[0].start + w[0].duration, w[1].start, "continuous timeline");
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_tracks_are_errors_not_panics() {
+        let mut s = Segmenter::new(ultra_low());
+        let f = Frame::new(TrackId(9), 0, 0, true, Bytes::new());
+        assert_eq!(s.push(f.clone(), UNIX_EPOCH), Err(Error::UnknownTrack(TrackId(9))));
+        s.set_info(fixture::synthetic_info(1)).unwrap();
+        assert_eq!(s.push(f, UNIX_EPOCH), Err(Error::UnknownTrack(TrackId(9))));
+    }
+
+    /// A random stream: GOPs of random length, optional B-frames, timestamp jitter, audio
+    /// interleaved early or late.
+    fn arb_stream() -> impl Strategy<Value = Vec<Frame>> {
+        (
+            prop::collection::vec(10u32..80, 1..8),
+            prop::sample::select(vec![2000i64, 3000, 3600, 3754]),
+            0i64..200,
+            any::<bool>(),
+            -20_000i64..20_000,
+            any::<u64>(),
+        )
+            .prop_map(|(gops, step, jitter, bframes, audio_lead, seed)| {
+                let mut rng = seed | 1;
+                let mut next = move |m: i64| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    (rng % (m.max(1) as u64)) as i64
+                };
+                let mut video = Vec::new();
+                let mut t = 0i64;
+                let mut n = 0u32;
+                for g in gops {
+                    for i in 0..g {
+                        let pts = if bframes && i > 0 {
+                            // Reorder pairs: pts runs one frame ahead/behind of dts.
+                            if i % 2 == 1 { t + 2 * step } else { t }
+                        } else {
+                            t + if bframes { step } else { 0 }
+                        };
+                        video.push(Frame::new(
+                            VIDEO,
+                            t,
+                            pts,
+                            i == 0,
+                            Bytes::from(format!("v{n}")),
+                        ));
+                        n += 1;
+                        t += step + next(2 * jitter + 1) - jitter;
+                    }
+                }
+                let end = t;
+                let mut frames = Vec::new();
+                let mut a = 0i64;
+                let mut vi = video.into_iter().peekable();
+                loop {
+                    let at = a * 1024;
+                    let at90 = sigma_core::time::rescale(at, 48_000, 90_000) - audio_lead;
+                    match vi.peek() {
+                        Some(v) if v.dts() <= at90 || at90 >= end => {
+                            frames.push(vi.next().unwrap());
+                        }
+                        _ if at90 < end => {
+                            frames.push(Frame::new(AUDIO, at, at, true, Bytes::from(format!("a{a}"))));
+                            a += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                frames
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn random_streams_follow_the_rules(frames in arb_stream()) {
+            let cfg = ultra_low();
+            let r = run(cfg, fixture::synthetic_info(1), &frames);
+            check_rules(&r, &cfg, &frames);
+        }
+    }
+}

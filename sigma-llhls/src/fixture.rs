@@ -1,0 +1,178 @@
+//! Test inputs: the captured ffmpeg file in `testdata/` read into frames with the `mp4` crate,
+//! synthetic streams, and a reader for our own fMP4 output built on the `mp4` crate's box
+//! parsers.
+
+use bytes::Bytes;
+use mp4::{BoxHeader, BoxType, MoofBox, ReadBox, WriteBox};
+use sigma_core::time::rescale;
+use sigma_core::{AacConfig, CodecConfig, Frame, H264Config, StreamInfo, TrackId, TrackInfo};
+use std::io::{Cursor, Seek, SeekFrom};
+use std::sync::Arc;
+
+pub const VIDEO: TrackId = TrackId(1);
+pub const AUDIO: TrackId = TrackId(2);
+
+pub fn testdata(name: &str) -> Vec<u8> {
+    let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+pub fn core_testdata(name: &str) -> Bytes {
+    let path = format!("{}/../sigma-core/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+    Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+}
+
+/// Stream info with the 720p30 x264 record and 48 kHz stereo AAC, at generation `generation`.
+pub fn synthetic_info(generation: u64) -> Arc<StreamInfo> {
+    let v = H264Config::from_avcc(core_testdata("x264_high_720p30.avcc")).unwrap();
+    let a = AacConfig::from_audio_specific_config(core_testdata("aac_lc_48k_stereo.asc")).unwrap();
+    StreamInfo::new(
+        generation,
+        vec![
+            TrackInfo::new(VIDEO, 90_000, CodecConfig::H264(v)).unwrap(),
+            TrackInfo::new(AUDIO, 48_000, CodecConfig::Aac(a)).unwrap(),
+        ],
+    )
+    .unwrap()
+}
+
+/// `seconds` of 30 fps video (GOP of `gop` frames) and 48 kHz AAC, interleaved by time; the
+/// payload of every frame is distinct.
+pub fn synthetic_frames(seconds: u32, gop: u32) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    let vframes = seconds * 30;
+    let aframes = seconds * 48_000 / 1024;
+    let (mut v, mut a) = (0u32, 0u32);
+    while v < vframes || a < aframes {
+        let vt = i64::from(v) * 3000;
+        let at = rescale(i64::from(a) * 1024, 48_000, 90_000);
+        if v < vframes && (a >= aframes || vt <= at) {
+            let data = Bytes::from(format!("video {v} {}", "x".repeat(500 + (v % 7) as usize)));
+            frames.push(Frame::new(VIDEO, vt, vt, v % gop == 0, data));
+            v += 1;
+        } else {
+            let data = Bytes::from(format!("audio {a} {}", "y".repeat(100)));
+            let t = i64::from(a) * 1024;
+            frames.push(Frame::new(AUDIO, t, t, true, data));
+            a += 1;
+        }
+    }
+    frames
+}
+
+/// The captured file's tracks and frames: H.264 High with 3 B-frames rescaled to 90 kHz on
+/// track 1, AAC-LC 48 kHz on track 2, interleaved by decode time.
+pub fn capture() -> (Arc<StreamInfo>, Vec<Frame>) {
+    let data = testdata("testsrc2_bf3_aac.mp4");
+    let len = data.len() as u64;
+    let mut r = mp4::Mp4Reader::read_header(Cursor::new(data), len).unwrap();
+    let mut ids: Vec<u32> = r.tracks().keys().copied().collect();
+    ids.sort();
+    let mut tracks = Vec::new();
+    let mut frames: Vec<(f64, Frame)> = Vec::new();
+    for id in ids {
+        let t = &r.tracks()[&id];
+        let ts = t.timescale();
+        let stsd = &t.trak.mdia.minf.stbl.stsd;
+        let (track, out_ts) = if let Some(avc1) = &stsd.avc1 {
+            let mut buf = Vec::new();
+            avc1.avcc.write_box(&mut buf).unwrap();
+            let cfg = H264Config::from_avcc(Bytes::from(buf).slice(8..)).unwrap();
+            (
+                TrackInfo::new(VIDEO, 90_000, CodecConfig::H264(cfg)).unwrap(),
+                90_000,
+            )
+        } else {
+            let esds = stsd.mp4a.as_ref().unwrap().esds.as_ref().unwrap();
+            let d = &esds.es_desc.dec_config.dec_specific;
+            let asc = (u16::from(d.profile) << 11)
+                | (u16::from(d.freq_index) << 7)
+                | (u16::from(d.chan_conf) << 3);
+            let cfg =
+                AacConfig::from_audio_specific_config(Bytes::copy_from_slice(&asc.to_be_bytes()))
+                    .unwrap();
+            (
+                TrackInfo::new(AUDIO, ts, CodecConfig::Aac(cfg)).unwrap(),
+                ts,
+            )
+        };
+        let count = r.sample_count(id).unwrap();
+        let tid = track.id();
+        tracks.push(track);
+        for i in 1..=count {
+            let s = r.read_sample(id, i).unwrap().unwrap();
+            let dts = rescale(s.start_time as i64, ts, out_ts);
+            let pts = rescale(s.start_time as i64 + i64::from(s.rendering_offset), ts, out_ts);
+            let f = Frame::new(tid, dts, pts, s.is_sync, s.bytes);
+            frames.push((dts as f64 / f64::from(out_ts), f));
+        }
+    }
+    frames.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.track().cmp(&b.1.track())));
+    (
+        StreamInfo::new(1, tracks).unwrap(),
+        frames.into_iter().map(|(_, f)| f).collect(),
+    )
+}
+
+/// A sample read back from our fMP4.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadSample {
+    pub dts: u64,
+    pub duration: u32,
+    pub cto: i32,
+    pub sync: bool,
+    pub data: Bytes,
+}
+
+/// Reads an init segment with the `mp4` crate: (track id, timescale, avcC or ASC-bearing box
+/// bytes as the crate re-serialises them).
+pub fn read_init(init: &[u8]) -> (u32, u32, mp4::Mp4Reader<Cursor<Vec<u8>>>) {
+    let r = mp4::Mp4Reader::read_header(Cursor::new(init.to_vec()), init.len() as u64)
+        .expect("init segment parses");
+    assert_eq!(r.tracks().len(), 1, "one track per init segment");
+    let (&id, t) = r.tracks().iter().next().unwrap();
+    let ts = t.timescale();
+    (id, ts, r)
+}
+
+/// Reads the samples of concatenated `[styp] moof mdat` chunks with the `mp4` crate's `moof`
+/// parser, resolving data offsets against each `moof` (default-base-is-moof).
+pub fn read_fragments(media: &[u8]) -> Vec<ReadSample> {
+    let mut c = Cursor::new(media);
+    let mut out = Vec::new();
+    let len = media.len() as u64;
+    while c.position() < len {
+        let start = c.position();
+        let h = BoxHeader::read(&mut c).expect("box header");
+        assert!(h.size >= 8 && start + h.size <= len, "box {:?} size {}", h.name, h.size);
+        match h.name {
+            BoxType::MoofBox => {
+                let moof = MoofBox::read_box(&mut c, h.size).expect("moof parses");
+                for traf in &moof.trafs {
+                    let mut dts = traf.tfdt.as_ref().expect("tfdt").base_media_decode_time;
+                    let trun = traf.trun.as_ref().expect("trun");
+                    let mut at = (start as i64 + i64::from(trun.data_offset.expect("offset")))
+                        as usize;
+                    for i in 0..trun.sample_count as usize {
+                        let size = trun.sample_sizes[i] as usize;
+                        let flags = trun.sample_flags[i];
+                        out.push(ReadSample {
+                            dts,
+                            duration: trun.sample_durations[i],
+                            cto: trun.sample_cts[i] as i32,
+                            sync: flags & 0x0001_0000 == 0,
+                            data: Bytes::copy_from_slice(&media[at..at + size]),
+                        });
+                        at += size;
+                        dts += u64::from(trun.sample_durations[i]);
+                    }
+                }
+                c.seek(SeekFrom::Start(start + h.size)).unwrap();
+            }
+            _ => {
+                c.seek(SeekFrom::Start(start + h.size)).unwrap();
+            }
+        }
+    }
+    out
+}
