@@ -70,6 +70,9 @@ impl H264Config {
         let bad = |what: String| Error::InvalidAvcConfig(what);
         let record = AvcDecoderConfigurationRecord::try_from(&avcc[..])
             .map_err(|e| bad(format!("{e:?}")))?;
+        // h264-reader 0.9 panics on a zero-length parameter set when iterating; refuse those
+        // first (its `try_from` has already checked that every length fits the buffer).
+        reject_empty_parameter_sets(&avcc).map_err(bad)?;
         let slice_of = |s: &[u8]| avcc.slice_ref(s);
         let mut sps = Vec::new();
         for s in record.sequence_parameter_sets() {
@@ -160,6 +163,35 @@ impl H264Config {
             self.profile_idc, self.constraint_flags, self.level_idc
         )
     }
+}
+
+/// Walks the SPS and PPS lists of an `avcC` whose lengths are known to fit, and refuses a
+/// parameter set of length zero (ISO/IEC 14496-15 §5.3.3.1.2: each holds at least a NAL header).
+fn reject_empty_parameter_sets(avcc: &[u8]) -> Result<(), String> {
+    let u16_at = |pos: usize| -> Option<usize> {
+        Some(usize::from(*avcc.get(pos)?) << 8 | usize::from(*avcc.get(pos + 1)?))
+    };
+    let truncated = || "truncated parameter set list".to_string();
+    let mut pos = 6;
+    let sps_count = avcc.get(5).ok_or_else(truncated)? & 0x1f;
+    for (what, count) in [("sequence", Some(sps_count)), ("picture", None)] {
+        let count = match count {
+            Some(c) => c,
+            None => {
+                let c = *avcc.get(pos).ok_or_else(truncated)?;
+                pos += 1;
+                c
+            }
+        };
+        for i in 0..count {
+            let len = u16_at(pos).ok_or_else(truncated)?;
+            if len == 0 {
+                return Err(format!("{what} parameter set {i} is empty"));
+            }
+            pos += 2 + len;
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Debug for H264Config {
@@ -497,6 +529,16 @@ mod tests {
             *b = 0xff;
         }
         assert!(H264Config::from_avcc(garbage_sps.into()).is_err());
+    }
+
+    #[test]
+    fn empty_parameter_set_is_an_error_not_a_panic() {
+        // Found by the core_avcc fuzz target: no SPS, one PPS of length 0.
+        let r = H264Config::from_avcc(Bytes::from_static(&[1, 0, 0, 0, 0, 0, 1, 0, 0]));
+        assert!(matches!(r, Err(Error::InvalidAvcConfig(m)) if m.contains("empty")));
+        let mut empty_sps = testdata("x264_baseline_360p25.avcc").to_vec();
+        empty_sps.splice(6..8 + 0x19, [0, 0]);
+        assert!(H264Config::from_avcc(empty_sps.into()).is_err());
     }
 
     #[test]
