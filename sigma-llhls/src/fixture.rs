@@ -176,3 +176,250 @@ pub fn read_fragments(media: &[u8]) -> Vec<ReadSample> {
     }
     out
 }
+
+/// A media playlist as the strict test parser understood it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ParsedPlaylist {
+    pub version: u64,
+    pub target_duration: u64,
+    pub part_target: Option<f64>,
+    pub media_sequence: u64,
+    pub skipped: u64,
+    /// (uri, duration, parts) of complete segments.
+    pub segments: Vec<(String, f64, Vec<(String, f64, bool)>)>,
+    /// Parts after the last complete segment.
+    pub open_parts: Vec<(String, f64, bool)>,
+    pub preload_hint: Option<String>,
+    pub reports: Vec<String>,
+    pub maps: Vec<String>,
+    pub discontinuities: usize,
+    pub ended: bool,
+}
+
+/// Splits an attribute list (RFC 8216bis §4.2) strictly.
+pub fn attributes(list: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut rest = list;
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=').ok_or(format!("no '=' in {rest:?}"))?;
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(format!("bad attribute name {key:?}"));
+        }
+        let (value, after) = if let Some(q) = after.strip_prefix('"') {
+            let end = q.find('"').ok_or("unterminated quoted string")?;
+            (format!("\"{}\"", &q[..end]), &q[end + 1..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            let v = &after[..end];
+            if v.is_empty() || v.contains(char::is_whitespace) {
+                return Err(format!("bad value for {key}"));
+            }
+            (v.to_owned(), &after[end..])
+        };
+        if out.iter().any(|(k, _): &(String, String)| k == key) {
+            return Err(format!("attribute {key} repeated"));
+        }
+        out.push((key.to_owned(), value));
+        rest = match after.strip_prefix(',') {
+            Some(r) if !r.is_empty() => r,
+            Some(_) => return Err("trailing comma".into()),
+            None if after.is_empty() => "",
+            None => return Err(format!("junk after value: {after:?}")),
+        };
+    }
+    Ok(out)
+}
+
+fn attr<'a>(a: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    a.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str())
+}
+
+fn quoted(v: Option<&str>) -> Result<String, String> {
+    let v = v.ok_or("missing attribute")?;
+    v.strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .map(str::to_owned)
+        .ok_or(format!("not quoted: {v}"))
+}
+
+fn float(v: Option<&str>) -> Result<f64, String> {
+    let v = v.ok_or("missing number")?;
+    if !v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!("not a decimal-floating-point: {v}"));
+    }
+    v.parse().map_err(|e| format!("{v}: {e}"))
+}
+
+/// Parses a media playlist strictly, checking the rules of RFC 8216bis this origin promises.
+pub fn parse_media_playlist(text: &str) -> Result<ParsedPlaylist, String> {
+    let mut p = ParsedPlaylist::default();
+    if !text.ends_with('\n') {
+        return Err("no final newline".into());
+    }
+    let mut lines = text.lines();
+    if lines.next() != Some("#EXTM3U") {
+        return Err("first line is not #EXTM3U".into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut parts: Vec<(String, f64, bool)> = Vec::new();
+    let mut pending_inf: Option<f64> = None;
+    let mut server_control = None;
+    let mut media_started = false;
+    while let Some(line) = lines.next() {
+        if line.is_empty() {
+            return Err("empty line".into());
+        }
+        if let Some(d) = pending_inf.take() {
+            if line.starts_with('#') {
+                return Err(format!("EXTINF not followed by a URI: {line}"));
+            }
+            p.segments.push((line.to_owned(), d, std::mem::take(&mut parts)));
+            continue;
+        }
+        let (tag, value) = line.split_once(':').unwrap_or((line, ""));
+        let once = |seen: &mut std::collections::HashSet<String>| {
+            if seen.insert(tag.to_owned()) { Ok(()) } else { Err(format!("{tag} repeated")) }
+        };
+        let header = |started: bool| {
+            if started { Err(format!("{tag} after the first segment")) } else { Ok(()) }
+        };
+        match tag {
+            "#EXT-X-VERSION" => {
+                once(&mut seen)?;
+                p.version = value.parse().map_err(|_| "bad version")?;
+            }
+            "#EXT-X-TARGETDURATION" => {
+                once(&mut seen)?;
+                header(media_started)?;
+                p.target_duration = value.parse().map_err(|_| "bad target duration")?;
+            }
+            "#EXT-X-MEDIA-SEQUENCE" => {
+                once(&mut seen)?;
+                header(media_started)?;
+                p.media_sequence = value.parse().map_err(|_| "bad media sequence")?;
+            }
+            "#EXT-X-DISCONTINUITY-SEQUENCE" => {
+                once(&mut seen)?;
+                header(media_started)?;
+                value.parse::<u64>().map_err(|_| "bad discontinuity sequence")?;
+            }
+            "#EXT-X-SERVER-CONTROL" => {
+                once(&mut seen)?;
+                server_control = Some(attributes(value)?);
+            }
+            "#EXT-X-PART-INF" => {
+                once(&mut seen)?;
+                p.part_target = Some(float(attr(&attributes(value)?, "PART-TARGET"))?);
+            }
+            "#EXT-X-SKIP" => {
+                once(&mut seen)?;
+                header(media_started)?;
+                let a = attributes(value)?;
+                p.skipped = attr(&a, "SKIPPED-SEGMENTS").ok_or("no SKIPPED-SEGMENTS")?.parse().map_err(|_| "bad skip")?;
+            }
+            "#EXT-X-MAP" => p.maps.push(quoted(attr(&attributes(value)?, "URI"))?),
+            "#EXT-X-DISCONTINUITY" => p.discontinuities += 1,
+            "#EXT-X-PROGRAM-DATE-TIME" => {
+                let b = value.as_bytes();
+                let ok = b.len() == 24
+                    && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':'
+                    && b[16] == b':' && b[19] == b'.' && b[23] == b'Z';
+                if !ok {
+                    return Err(format!("bad date {value}"));
+                }
+            }
+            "#EXT-X-PART" => {
+                media_started = true;
+                let a = attributes(value)?;
+                let uri = quoted(attr(&a, "URI"))?;
+                let d = float(attr(&a, "DURATION"))?;
+                let ind = match attr(&a, "INDEPENDENT") {
+                    None => false,
+                    Some("YES") => true,
+                    Some(v) => return Err(format!("INDEPENDENT={v}")),
+                };
+                parts.push((uri, d, ind));
+            }
+            "#EXTINF" => {
+                media_started = true;
+                let d = value.strip_suffix(',').ok_or("EXTINF without comma")?;
+                pending_inf = Some(float(Some(d))?);
+            }
+            "#EXT-X-PRELOAD-HINT" => {
+                once(&mut seen)?;
+                let a = attributes(value)?;
+                if attr(&a, "TYPE") != Some("PART") {
+                    return Err("preload hint type".into());
+                }
+                p.preload_hint = Some(quoted(attr(&a, "URI"))?);
+            }
+            "#EXT-X-RENDITION-REPORT" => {
+                let a = attributes(value)?;
+                attr(&a, "LAST-MSN").ok_or("no LAST-MSN")?.parse::<u64>().map_err(|_| "LAST-MSN")?;
+                if let Some(lp) = attr(&a, "LAST-PART") {
+                    lp.parse::<u64>().map_err(|_| "LAST-PART")?;
+                }
+                p.reports.push(quoted(attr(&a, "URI"))?);
+            }
+            "#EXT-X-ENDLIST" => {
+                once(&mut seen)?;
+                p.ended = true;
+            }
+            _ => return Err(format!("unknown line {line:?}")),
+        }
+    }
+    if pending_inf.is_some() {
+        return Err("EXTINF at the end".into());
+    }
+    p.open_parts = parts;
+    for tag in ["#EXT-X-VERSION", "#EXT-X-TARGETDURATION", "#EXT-X-MEDIA-SEQUENCE"] {
+        if !seen.contains(tag) {
+            return Err(format!("{tag} missing"));
+        }
+    }
+    let td = p.target_duration as f64;
+    for (uri, d, _) in &p.segments {
+        if d.round() > td {
+            return Err(format!("{uri}: EXTINF {d} above target {td}"));
+        }
+    }
+    let sc = server_control.ok_or("no EXT-X-SERVER-CONTROL")?;
+    let hold_back = float(attr(&sc, "HOLD-BACK"))?;
+    if hold_back < 3.0 * td {
+        return Err(format!("HOLD-BACK {hold_back} < 3 x {td}"));
+    }
+    if float(attr(&sc, "CAN-SKIP-UNTIL"))? < 6.0 * td {
+        return Err("CAN-SKIP-UNTIL below 6 target durations".into());
+    }
+    match p.part_target {
+        Some(pt) => {
+            let phb = float(attr(&sc, "PART-HOLD-BACK"))?;
+            if phb + 1e-9 < 3.0 * pt {
+                return Err(format!("PART-HOLD-BACK {phb} < 3 x {pt}"));
+            }
+            for (uri, d, _) in p.segments.iter().flat_map(|s| s.2.iter()).chain(&p.open_parts) {
+                if *d > pt + 1e-9 {
+                    return Err(format!("part {uri} of {d} above PART-TARGET {pt}"));
+                }
+            }
+            if !p.ended && p.preload_hint.is_none() {
+                return Err("no preload hint".into());
+            }
+        }
+        None => {
+            if p.segments.iter().any(|s| !s.2.is_empty()) || !p.open_parts.is_empty() {
+                return Err("parts without EXT-X-PART-INF".into());
+            }
+        }
+    }
+    if p.skipped > 0 && p.version < 9 {
+        return Err("EXT-X-SKIP needs version 9".into());
+    }
+    if p.ended && p.preload_hint.is_some() {
+        return Err("preload hint after the end".into());
+    }
+    if p.maps.is_empty() && !(p.segments.is_empty() && p.open_parts.is_empty()) {
+        return Err("no EXT-X-MAP".into());
+    }
+    Ok(p)
+}

@@ -18,6 +18,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cmaf;
+pub mod directive;
 #[cfg(test)]
 mod fixture;
 mod error;

@@ -540,7 +540,7 @@ impl Rendition {
     ) {
         let prefix = &self.cfg.uri_prefix;
         let msn = seg.msn;
-        if seg.start.discontinuity && map_gen.is_some() {
+        if seg.start.discontinuity {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
         if *map_gen != Some(seg.start.init_generation) {
@@ -639,4 +639,179 @@ pub fn render_multivariant(variants: &[Variant], audio: &[AudioMedia]) -> String
         let _ = writeln!(out, "\n{}", v.uri);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixture::{self, AUDIO, VIDEO};
+    use crate::segmenter::{Segmenter, SegmenterConfig};
+    use crate::{LatencyMode, Output};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    /// Video and audio renditions fed from a synthetic stream on a fixed clock.
+    pub(crate) fn fed(mode: LatencyMode, seconds: u32, gop: u32, end: bool) -> (Rendition, Rendition) {
+        let timing = mode.timing();
+        let mk = |name: &str| {
+            Rendition::new(RenditionConfig {
+                name: name.into(),
+                uri_prefix: format!("{name}/p1/"),
+                timing,
+            })
+        };
+        let (mut v, mut a) = (mk("video"), mk("audio"));
+        let mut s = Segmenter::new(SegmenterConfig::from_timing(timing));
+        s.set_info(fixture::synthetic_info(1)).unwrap();
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut route = |s: &mut Segmenter| {
+            while let Some(o) = s.pull() {
+                let track = match &o {
+                    Output::Init(i) => i.track,
+                    Output::Part(p) => p.track,
+                    Output::SegmentEnd(e) => e.track,
+                };
+                if track == VIDEO { v.push(o) } else if track == AUDIO { a.push(o) }
+            }
+        };
+        for f in fixture::synthetic_frames(seconds, gop) {
+            let secs = if f.track() == VIDEO { f.dts() as f64 / 90_000.0 } else { f.dts() as f64 / 48_000.0 };
+            s.push(f, t0 + Duration::from_secs_f64(secs)).unwrap();
+            route(&mut s);
+        }
+        if end {
+            s.finish().unwrap();
+            route(&mut s);
+            v.end();
+            a.end();
+        }
+        (v, a)
+    }
+
+    fn golden(name: &str, text: &str) {
+        let path = format!("{}/testdata/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+        if std::env::var_os("SIGMA_BLESS").is_some() {
+            std::fs::create_dir_all(format!("{}/testdata/golden", env!("CARGO_MANIFEST_DIR"))).unwrap();
+            std::fs::write(&path, text).unwrap();
+        }
+        let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(text, want, "{name} differs from the golden file");
+    }
+
+    #[test]
+    fn golden_playlists() {
+        for mode in [LatencyMode::Normal, LatencyMode::Low, LatencyMode::UltraLow] {
+            let (v, a) = fed(mode, 95, 60, false);
+            let reports = [a.report().unwrap()];
+            let text = v.render(RenderOptions::default(), &reports);
+            fixture::parse_media_playlist(&text).unwrap_or_else(|e| panic!("{mode:?}: {e}\n{text}"));
+            golden(&format!("{}-video.m3u8", mode.name()), &text);
+            let text = a.render(RenderOptions::default(), &[v.report().unwrap()]);
+            fixture::parse_media_playlist(&text).unwrap_or_else(|e| panic!("{mode:?}: {e}\n{text}"));
+            golden(&format!("{}-audio.m3u8", mode.name()), &text);
+            let delta = v.render(RenderOptions { skip: true }, &reports);
+            let p = fixture::parse_media_playlist(&delta).unwrap_or_else(|e| panic!("{e}\n{delta}"));
+            assert!(p.skipped > 0, "{mode:?}: a long playlist skips in a delta update");
+            golden(&format!("{}-video-delta.m3u8", mode.name()), &delta);
+        }
+        let (v, a) = fed(LatencyMode::UltraLow, 9, 60, true);
+        let text = v.render(RenderOptions::default(), &[a.report().unwrap()]);
+        let p = fixture::parse_media_playlist(&text).unwrap();
+        assert!(p.ended && p.preload_hint.is_none());
+        golden("ultra-low-video-ended.m3u8", &text);
+    }
+
+    #[test]
+    fn ultra_low_playlist_lists_parts_for_three_target_durations() {
+        let (v, a) = fed(LatencyMode::UltraLow, 40, 60, false);
+        let p = fixture::parse_media_playlist(&v.render(RenderOptions::default(), &[a.report().unwrap()])).unwrap();
+        assert_eq!(p.target_duration, 2);
+        assert_eq!(p.segments.len(), 15, "playlist_segments of ultra-low");
+        let with_parts = p.segments.iter().filter(|s| !s.2.is_empty()).count();
+        // Segments ending within 6 s of the end: the last 3 complete ones.
+        assert_eq!(with_parts, 3);
+        assert!(p.segments.iter().rev().take(3).all(|s| s.2[0].2), "first part independent");
+        // Parts of older listed segments are still served (3 target durations longer).
+        let (msn, _) = v.last().unwrap();
+        assert!(v.part(msn - 4, 0).is_some());
+        assert!(v.part(msn - 8, 0).is_none());
+        assert!(v.segment(msn - 8).is_some());
+        // Reports name the other rendition.
+        assert_eq!(p.reports, ["audio.m3u8"]);
+        let hint = p.preload_hint.unwrap();
+        let (m, last) = v.last().unwrap();
+        assert_eq!(hint, format!("video/p1/part-{m}.{}.m4s", last.unwrap() + 1));
+    }
+
+    #[test]
+    fn window_is_bounded() {
+        let (v, _) = fed(LatencyMode::UltraLow, 120, 60, false);
+        // 15 listed + 16 retained, whatever the stream length.
+        assert!(v.segments.len() <= 31, "{}", v.segments.len());
+        let (first, _) = (v.segments.front().unwrap().msn, 0);
+        assert!(v.segment(first).is_some());
+        assert!(v.segment(first - 1).is_none());
+        assert_eq!(v.inits.len(), 1);
+    }
+
+    #[test]
+    fn readiness_follows_the_blocking_rules() {
+        let (v, _) = fed(LatencyMode::UltraLow, 9, 60, false);
+        let (msn, part) = v.last().unwrap();
+        let part = u64::from(part.unwrap());
+        assert_eq!(v.readiness(msn, Some(part)), Ok(Readiness::Ready));
+        assert_eq!(v.readiness(msn, Some(part + 1)), Ok(Readiness::Wait));
+        assert_eq!(v.readiness(msn - 1, None), Ok(Readiness::Ready));
+        assert_eq!(v.readiness(msn, None), Ok(Readiness::Wait));
+        // A part index past the last part of a complete segment means part 0 of the next.
+        assert_eq!(v.readiness(msn - 1, Some(99)), Ok(Readiness::Ready));
+        assert_eq!(v.readiness(msn + 1, Some(0)), Ok(Readiness::Wait));
+        assert_eq!(v.readiness(msn + 2, None), Ok(Readiness::Wait));
+        assert!(matches!(v.readiness(msn + 3, None), Err(Error::TooFarAhead { .. })));
+        // Advance Part Limit: 3 / 0.334 s = 8.98 parts.
+        assert_eq!(v.readiness(msn, Some(part + 8)), Ok(Readiness::Wait));
+        assert!(matches!(v.readiness(msn, Some(part + 9)), Err(Error::TooFarAhead { .. })));
+        assert!(matches!(v.readiness(msn + 2, Some(5)), Err(Error::TooFarAhead { .. })));
+        let (n, _) = fed(LatencyMode::Normal, 20, 60, false);
+        assert!(matches!(n.readiness(0, Some(0)), Err(Error::BadDirective(_))));
+    }
+
+    #[test]
+    fn multivariant_lists_codecs_resolution_and_audio_group() {
+        let text = render_multivariant(
+            &[Variant {
+                uri: "video.m3u8".into(),
+                bandwidth: 2_500_000,
+                average_bandwidth: Some(2_000_000),
+                codecs: vec!["avc1.64001f".into(), "mp4a.40.2".into()],
+                resolution: Some((1280, 720)),
+                frame_rate: Some(30.0),
+                audio_group: Some("audio".into()),
+            }],
+            &[AudioMedia {
+                uri: "audio.m3u8".into(),
+                group: "audio".into(),
+                name: "audio".into(),
+                channels: 2,
+                default: true,
+            }],
+        );
+        assert_eq!(
+            text,
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio.m3u8\"\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=2500000,AVERAGE-BANDWIDTH=2000000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=30.000,AUDIO=\"audio\"\n\
+             video.m3u8\n"
+        );
+        for line in text.lines().filter_map(|l| l.split_once(':')).filter(|(t, _)| t.starts_with("#EXT-X-") && *t != "#EXT-X-VERSION") {
+            fixture::attributes(line.1).unwrap();
+        }
+    }
+
+    #[test]
+    fn dates_are_iso8601_utc_with_milliseconds() {
+        assert_eq!(
+            format_date(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)),
+            "2023-11-14T22:13:20.123Z"
+        );
+    }
 }
