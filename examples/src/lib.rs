@@ -2,3 +2,4 @@
 //! the player page. The daemons stay thin; media logic lives in the stage crates.
 
 pub mod config;
+pub mod relay;

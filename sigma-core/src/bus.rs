@@ -203,7 +203,21 @@ pub fn channel(window: Window) -> (Producer, Subscriber) {
     )
 }
 
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.read();
+        f.debug_struct("Bus")
+            .field("base", &st.base)
+            .field("frames", &st.entries.len())
+            .field("groups", &st.group_starts.len())
+            .field("bytes", &st.bytes)
+            .field("closed", &st.closed.is_some())
+            .finish()
+    }
+}
+
 /// The producing end of a bus. Dropping it ends the stream normally.
+#[derive(Debug)]
 pub struct Producer {
     shared: Arc<Shared>,
     primary: Option<Option<TrackId>>,
@@ -306,7 +320,7 @@ impl Drop for Producer {
 }
 
 /// A cloneable handle that subscribes new consumers to a bus.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Subscriber {
     shared: Arc<Shared>,
 }
@@ -333,7 +347,7 @@ impl Subscriber {
 }
 
 /// A cursor into a bus. Cloning a consumer makes another at the same position.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Consumer {
     shared: Arc<Shared>,
     next: u64,

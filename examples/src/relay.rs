@@ -1,0 +1,305 @@
+//! Publisher continuity: one long-lived stream bus fed by a sequence of publisher connections.
+//!
+//! Each RTMP connection publishes into a bus of its own. A relay task forwards that bus into the
+//! stream's long-lived bus, which the packager consumes. When a publisher drops, the relay waits
+//! up to the grace period for the next one; if it comes, the stream continues with a new
+//! [`StreamInfo`] generation (so the packager writes a discontinuity) and timestamps shifted to
+//! carry on just after the previous ones; if not, the stream's bus ends and the playlists close.
+//!
+//! Forwarding clones `Frame`s, which shares their payloads: nothing is copied.
+
+use sigma_core::bus::{self, Event, Producer, Subscriber, Window};
+use sigma_core::time::rescale;
+use sigma_core::{Frame, StreamInfo, TrackId};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Microseconds, the common unit for lining up tracks across publishers.
+const MICROS: u32 = 1_000_000;
+/// Space left between the last frame of one publisher and the first of the next.
+const RESUME_GAP_US: i64 = 100_000;
+
+/// Handle to a running relay: hands it the next publisher's bus.
+#[derive(Clone)]
+pub struct RelayHandle {
+    next: mpsc::Sender<Subscriber>,
+}
+
+impl RelayHandle {
+    /// Hands over a new publisher's bus. Fails if the relay has already ended the stream (the
+    /// grace period ran out), in which case the caller starts a new stream.
+    pub async fn resume(&self, publisher: Subscriber) -> Result<(), Subscriber> {
+        self.next.send(publisher).await.map_err(|e| e.0)
+    }
+}
+
+/// What the relay reports when it stops.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelaySummary {
+    /// Publisher connections served.
+    pub publishers: u32,
+    /// Frames forwarded.
+    pub frames: u64,
+    /// Frames the relay itself lost by falling behind a publisher's bus.
+    pub lost: u64,
+}
+
+/// Starts a relay for a stream whose first publisher writes into `first`. Returns the stream's
+/// long-lived bus (for the packager), the handle for later publishers, and the task's join
+/// handle, which yields a summary when the stream ends.
+pub fn spawn(
+    first: Subscriber,
+    window: Window,
+    grace: Duration,
+) -> (
+    Subscriber,
+    RelayHandle,
+    tokio::task::JoinHandle<RelaySummary>,
+) {
+    let (producer, stream) = bus::channel(window);
+    let (tx, rx) = mpsc::channel(1);
+    let task = tokio::spawn(run(first, producer, rx, grace));
+    (stream, RelayHandle { next: tx }, task)
+}
+
+struct Continuity {
+    generation: u64,
+    /// Per track: timescale, and the last forwarded dts in that timescale.
+    last: HashMap<TrackId, (u32, i64)>,
+    /// Offset added to the current publisher's timestamps, in microseconds.
+    offset_us: Option<i64>,
+}
+
+impl Continuity {
+    fn end_us(&self) -> Option<i64> {
+        self.last
+            .values()
+            .map(|&(ts, dts)| rescale(dts, ts, MICROS))
+            .max()
+    }
+
+    fn forward(&mut self, info: &StreamInfo, frame: Frame) -> Frame {
+        let Some(track) = info.track(frame.track()) else {
+            return frame;
+        };
+        let ts = track.timescale();
+        let offset_us = match self.offset_us {
+            Some(o) => o,
+            None => {
+                // First frame of this publisher: the first publisher keeps its timestamps; a
+                // resumed one continues just after the latest frame forwarded so far.
+                let o = match self.end_us() {
+                    None => 0,
+                    Some(end) => end + RESUME_GAP_US - rescale(frame.dts(), ts, MICROS),
+                };
+                self.offset_us = Some(o);
+                o
+            }
+        };
+        let shifted = frame.shifted(rescale(offset_us, MICROS, ts));
+        self.last.insert(shifted.track(), (ts, shifted.dts()));
+        shifted
+    }
+}
+
+async fn run(
+    first: Subscriber,
+    mut out: Producer,
+    mut next: mpsc::Receiver<Subscriber>,
+    grace: Duration,
+) -> RelaySummary {
+    let mut summary = RelaySummary {
+        publishers: 0,
+        frames: 0,
+        lost: 0,
+    };
+    let mut state = Continuity {
+        generation: 0,
+        last: HashMap::new(),
+        offset_us: None,
+    };
+    let mut publisher = Some(first);
+    while let Some(sub) = publisher.take() {
+        summary.publishers += 1;
+        state.offset_us = None;
+        let mut consumer = sub.subscribe();
+        drop(sub);
+        let mut info: Option<Arc<StreamInfo>> = None;
+        while let Some(event) = consumer.recv().await {
+            match event {
+                Event::Info(i) => {
+                    state.generation += 1;
+                    // Same tracks, renumbered so generations keep growing across publishers.
+                    match StreamInfo::new(state.generation, i.tracks().to_vec()) {
+                        Ok(renumbered) => out.set_info(renumbered),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "publisher stream info refused");
+                            break;
+                        }
+                    }
+                    info = Some(i);
+                }
+                Event::Frame(frame) => {
+                    let Some(i) = &info else { continue };
+                    let frame = state.forward(i, frame);
+                    match out.push(frame) {
+                        Ok(()) => summary.frames += 1,
+                        Err(e) => tracing::warn!(error = %e, "frame refused by stream bus"),
+                    }
+                }
+                Event::Gap { frames } => summary.lost += frames,
+                Event::End => break,
+                Event::Error(e) => {
+                    tracing::info!(error = %e, "publisher ended with an error");
+                    break;
+                }
+            }
+        }
+        // The publisher is gone: wait for the next one within the grace period.
+        publisher = match tokio::time::timeout(grace, next.recv()).await {
+            Ok(Some(sub)) => Some(sub),
+            Ok(None) | Err(_) => None,
+        };
+    }
+    // Refuse late publishers explicitly: they will start a new stream.
+    next.close();
+    out.finish();
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use sigma_core::{AacConfig, CodecConfig, H264Config, TrackInfo};
+
+    const V: TrackId = TrackId(1);
+    const A: TrackId = TrackId(2);
+
+    fn info() -> Arc<StreamInfo> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../sigma-core/testdata/");
+        let avcc = std::fs::read(format!("{dir}x264_baseline_360p25.avcc")).unwrap();
+        let asc = std::fs::read(format!("{dir}aac_lc_48k_stereo.asc")).unwrap();
+        StreamInfo::new(
+            1,
+            vec![
+                TrackInfo::new(
+                    V,
+                    90_000,
+                    CodecConfig::H264(H264Config::from_avcc(avcc.into()).unwrap()),
+                )
+                .unwrap(),
+                TrackInfo::new(
+                    A,
+                    48_000,
+                    CodecConfig::Aac(AacConfig::from_audio_specific_config(asc.into()).unwrap()),
+                )
+                .unwrap(),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// One second of 25 fps video and 48 kHz AAC starting at dts 0, keyframe first.
+    fn publish_one_second(p: &mut Producer) {
+        p.set_info(info());
+        for i in 0..25i64 {
+            p.push(Frame::new(
+                V,
+                i * 3600,
+                i * 3600,
+                i == 0,
+                Bytes::from_static(b"v"),
+            ))
+            .unwrap();
+            for j in 0..2i64 {
+                let n = i * 2 + j;
+                p.push(Frame::new(
+                    A,
+                    n * 1024,
+                    n * 1024,
+                    true,
+                    Bytes::from_static(b"a"),
+                ))
+                .unwrap();
+            }
+        }
+    }
+
+    async fn collect(sub: &Subscriber, c: &mut bus::Consumer) -> Vec<Event> {
+        let _ = sub;
+        let mut v = Vec::new();
+        while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(5), c.recv()).await {
+            v.push(ev);
+        }
+        v
+    }
+
+    #[tokio::test]
+    async fn resumed_publisher_continues_with_new_generation_and_later_timestamps() {
+        let (mut p1, s1) = bus::channel(Window::default());
+        let (stream, handle, task) = spawn(s1, Window::default(), Duration::from_secs(5));
+        let mut out = stream.subscribe();
+        publish_one_second(&mut p1);
+        p1.finish();
+        let (mut p2, s2) = bus::channel(Window::default());
+        handle.resume(s2).await.unwrap();
+        tokio::task::yield_now().await;
+        publish_one_second(&mut p2);
+        p2.finish();
+        drop(handle);
+        let summary = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(summary.publishers, 2);
+        assert_eq!(summary.frames, 150);
+        let events = collect(&stream, &mut out).await;
+        let gens: Vec<u64> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Info(i) => Some(i.generation()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(gens, [1, 2]);
+        let video: Vec<i64> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Frame(f) if f.track() == V => Some(f.dts()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(video.len(), 50);
+        assert!(
+            video.windows(2).all(|w| w[1] > w[0]),
+            "video dts must keep growing"
+        );
+        // The second publisher starts 100 ms after the latest first-publisher frame (the last
+        // audio frame, at 49 * 1024 / 48000 s).
+        let last_audio_us = rescale(49 * 1024, 48_000, MICROS);
+        assert_eq!(
+            video[25],
+            rescale(last_audio_us + RESUME_GAP_US, MICROS, 90_000)
+        );
+        assert!(matches!(events.last(), Some(Event::End)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stream_ends_when_grace_period_passes() {
+        let (mut p1, s1) = bus::channel(Window::default());
+        let (stream, handle, task) = spawn(s1, Window::default(), Duration::from_secs(10));
+        let mut out = stream.subscribe();
+        publish_one_second(&mut p1);
+        p1.finish();
+        let summary = task.await.unwrap();
+        assert_eq!(summary.publishers, 1);
+        let events = collect(&stream, &mut out).await;
+        assert!(matches!(events.last(), Some(Event::End)));
+        // A publisher arriving after the grace period is refused: it starts a new stream.
+        let (_p2, s2) = bus::channel(Window::default());
+        assert!(handle.resume(s2).await.is_err());
+    }
+}
