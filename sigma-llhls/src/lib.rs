@@ -22,10 +22,14 @@ pub mod directive;
 #[cfg(test)]
 mod fixture;
 mod error;
+pub mod http;
 mod mode;
+pub mod origin;
 pub mod playlist;
 pub mod segmenter;
 
 pub use error::Error;
+pub use http::HttpService;
 pub use mode::{LatencyMode, Timing};
+pub use origin::{Origin, PublishOptions, Publication};
 pub use segmenter::{Output, Segmenter, SegmenterConfig};

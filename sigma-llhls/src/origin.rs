@@ -1,0 +1,663 @@
+//! The origin: a registry of live streams, one tokio task per published bus, and the waits of
+//! blocking playlist reload and preload hints (RFC 8216bis §6.2.5.2, §6.2.6).
+//!
+//! This is the IO layer around the sans-IO [`Segmenter`] and [`Rendition`]: the publish task
+//! reads a [`bus::Consumer`], stamps frames with the wall clock, and routes the segmenter's
+//! output into the renditions' windows. Each stream has one `tokio::sync::watch` channel whose
+//! value grows on every change; a waiting request is a future parked on it, so thousands of
+//! waiting requests cost no thread each and every new part wakes them in O(waiters). Rendered
+//! playlists are cached per stream version, so a wake of N waiters renders once.
+
+use crate::directive::{Directives, Skip};
+use crate::playlist::{
+    AudioMedia, Readiness, RenderOptions, Rendition, RenditionConfig, RenditionReport, Variant,
+};
+use crate::segmenter::{Output, Segmenter, SegmenterConfig};
+use crate::{Error, LatencyMode, Timing};
+use bytes::Bytes;
+use sigma_core::bus::{self, Event};
+use sigma_core::{CodecConfig, MediaKind, TrackId};
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Longest stream or rendition name.
+const MAX_NAME: usize = 64;
+
+/// Whether `name` is a valid stream or rendition name: 1–64 of `A-Z a-z 0-9 _ -`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves the window coherent (every mutation completes
+    // before anything that can panic), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How a stream's renditions are published.
+#[derive(Clone, Debug)]
+pub struct PublishOptions {
+    /// Durations and window sizes. Fixed by the first publication of a stream.
+    pub timing: Timing,
+    /// Name of the video rendition (its playlist is `{variant}.m3u8`).
+    pub variant: String,
+    /// Also publish the bus's audio track as the stream's audio rendition `audio`.
+    pub audio: bool,
+}
+
+impl PublishOptions {
+    /// Publishes video as `video` and audio as `audio` with a latency preset.
+    pub fn new(mode: LatencyMode) -> Self {
+        PublishOptions {
+            timing: mode.timing(),
+            variant: "video".into(),
+            audio: true,
+        }
+    }
+}
+
+/// The media of one rendition and its render cache.
+pub(crate) struct Slot {
+    pub(crate) name: String,
+    pub(crate) kind: MediaKind,
+    pub(crate) state: Mutex<Rendition>,
+    cache: Mutex<Option<Cached>>,
+}
+
+struct Cached {
+    version: u64,
+    skip: bool,
+    plain: Bytes,
+    gzip: Option<Bytes>,
+}
+
+/// One live stream: its renditions and the change signal waiters park on.
+pub(crate) struct Stream {
+    pub(crate) timing: Timing,
+    /// Names the stream's publication in media URIs, so caches never mix two publications.
+    pub(crate) epoch: String,
+    slots: RwLock<Vec<Arc<Slot>>>,
+    changed: watch::Sender<u64>,
+}
+
+impl Stream {
+    pub(crate) fn slot(&self, name: &str) -> Option<Arc<Slot>> {
+        self.slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|s| s.name == name)
+            .cloned()
+    }
+
+    fn slots(&self) -> Vec<Arc<Slot>> {
+        self.slots.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn version(&self) -> u64 {
+        *self.changed.borrow()
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    fn ended(&self) -> bool {
+        self.slots().iter().all(|s| lock(&s.state).is_ended())
+    }
+
+    /// Target duration for timeouts: 3 target durations of the longest rendition (§6.2.5.2).
+    pub(crate) fn block_timeout(&self) -> Duration {
+        let td = self
+            .slots()
+            .iter()
+            .map(|s| lock(&s.state).target_duration())
+            .max()
+            .unwrap_or_else(|| self.timing.segment_target.as_secs().max(1));
+        Duration::from_secs(3 * td)
+    }
+}
+
+/// Why a request could not be answered with media.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// No such stream, rendition or file (404).
+    NotFound,
+    /// A malformed or impossible request (400).
+    BadRequest(Error),
+    /// The media did not arrive within 3 target durations (503).
+    Unavailable,
+}
+
+/// A served file: its chunks (not copied), and what it is.
+#[derive(Debug)]
+pub struct Served {
+    /// The bytes, as a list of chunks.
+    pub chunks: Vec<Bytes>,
+    /// Video or audio (for the content type).
+    pub kind: MediaKind,
+}
+
+/// A rendered playlist.
+#[derive(Debug)]
+pub struct PlaylistText {
+    /// The text, gzip-compressed when asked and `gzipped` is set.
+    pub body: Bytes,
+    /// Whether `body` is gzip.
+    pub gzipped: bool,
+    /// The request blocked (it carried `_HLS_msn`).
+    pub blocking: bool,
+    /// The stream's segment target duration in seconds (for cache lifetimes).
+    pub target_duration: u64,
+    /// The stream has parts (LL-HLS).
+    pub low_latency: bool,
+}
+
+/// The registry of live streams. Cloning shares it.
+#[derive(Clone, Default)]
+pub struct Origin {
+    streams: Arc<RwLock<HashMap<String, Arc<Stream>>>>,
+}
+
+/// A running publication: the task that segments one bus. Dropping it leaves the task running
+/// until the bus ends; [`Publication::stop`] ends it now.
+#[derive(Debug)]
+pub struct Publication {
+    task: JoinHandle<()>,
+}
+
+impl Publication {
+    /// Stops segmenting; the renditions end (`EXT-X-ENDLIST`) with what they hold.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+
+    /// Waits for the bus to end and its renditions to be finished.
+    pub async fn finished(self) {
+        let _ = self.task.await;
+    }
+}
+
+static EPOCHS: AtomicU64 = AtomicU64::new(0);
+
+fn new_epoch() -> String {
+    let t = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    format!("{:x}", t.wrapping_mul(1000) + EPOCHS.fetch_add(1, Ordering::Relaxed) % 1000)
+}
+
+impl Origin {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Names of the streams published now.
+    pub fn streams(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .streams
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub(crate) fn stream(&self, name: &str) -> Option<Arc<Stream>> {
+        self.streams
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Removes a stream; its URLs answer 404 from now on. Its publication tasks stop when
+    /// their buses end.
+    pub fn remove(&self, stream: &str) {
+        let removed = self
+            .streams
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(stream);
+        if let Some(s) = removed {
+            s.bump();
+        }
+    }
+
+    /// Publishes a bus as renditions of `stream`: its primary video track as
+    /// `{opts.variant}.m3u8` and, with `opts.audio`, its first audio track as `audio.m3u8`.
+    /// Starts a tokio task (so must be called within a runtime) that reads a new consumer of
+    /// `subscriber` until the bus ends.
+    ///
+    /// Publishing another variant on a live stream adds a rendition (for ABR ladders); a stream
+    /// whose renditions have all ended is replaced by a new publication.
+    ///
+    /// Errors: [`Error::InvalidName`] for a name outside `A-Z a-z 0-9 _ -` (or `index`, which
+    /// names the multivariant playlist); [`Error::AlreadyPublished`] when the rendition exists.
+    pub fn publish(
+        &self,
+        stream: &str,
+        subscriber: &bus::Subscriber,
+        opts: PublishOptions,
+    ) -> Result<Publication, Error> {
+        for name in [stream, opts.variant.as_str()] {
+            if !valid_name(name) {
+                return Err(Error::InvalidName(name.to_owned()));
+            }
+        }
+        if opts.variant == "index" || (opts.audio && opts.variant == "audio") {
+            return Err(Error::InvalidName(opts.variant));
+        }
+        let timing = opts.timing.sanitized();
+        let (stream_arc, video, audio) = {
+            let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
+            let existing = streams.get(stream).filter(|s| !s.ended()).cloned();
+            let s = match existing {
+                Some(s) => s,
+                None => {
+                    let s = Arc::new(Stream {
+                        timing,
+                        epoch: new_epoch(),
+                        slots: RwLock::new(Vec::new()),
+                        changed: watch::channel(0).0,
+                    });
+                    if let Some(old) = streams.insert(stream.to_owned(), s.clone()) {
+                        old.bump();
+                    }
+                    s
+                }
+            };
+            let mut slots = s.slots.write().unwrap_or_else(|p| p.into_inner());
+            if slots.iter().any(|x| x.name == opts.variant) {
+                return Err(Error::AlreadyPublished(format!("{stream}/{}", opts.variant)));
+            }
+            if opts.audio && slots.iter().any(|x| x.name == "audio") {
+                return Err(Error::AlreadyPublished(format!("{stream}/audio")));
+            }
+            if slots.len() >= 32 {
+                return Err(Error::LimitExceeded {
+                    what: "renditions per stream",
+                    limit: 32,
+                });
+            }
+            let mk = |name: &str, kind| {
+                Arc::new(Slot {
+                    name: name.to_owned(),
+                    kind,
+                    state: Mutex::new(Rendition::new(RenditionConfig {
+                        name: name.to_owned(),
+                        uri_prefix: format!("{name}/{}/", s.epoch),
+                        timing: s.timing,
+                    })),
+                    cache: Mutex::new(None),
+                })
+            };
+            let video = mk(&opts.variant, MediaKind::Video);
+            slots.push(video.clone());
+            let audio = opts.audio.then(|| mk("audio", MediaKind::Audio));
+            if let Some(a) = &audio {
+                slots.push(a.clone());
+            }
+            drop(slots);
+            (s, video, audio)
+        };
+        let consumer = subscriber.subscribe();
+        let cfg = SegmenterConfig::from_timing(stream_arc.timing);
+        let task = tokio::spawn(run(stream_arc, consumer, video, audio, cfg));
+        Ok(Publication { task })
+    }
+
+    /// The multivariant playlist of `stream` (§4.4.6), waiting (up to 3 target durations) until
+    /// every video rendition has a complete segment, so bandwidths are measured.
+    pub async fn multivariant(&self, stream: &str) -> Result<Bytes, Refusal> {
+        let s = self.stream(stream).ok_or(Refusal::NotFound)?;
+        let timeout = s.block_timeout();
+        wait(&s, timeout, || {
+            let slots = s.slots();
+            let ready = slots.iter().filter(|x| x.kind == MediaKind::Video).all(|x| {
+                let st = lock(&x.state);
+                st.has_segment() || st.is_ended()
+            });
+            Ok(ready.then(|| render_multivariant(&slots)))
+        })
+        .await
+    }
+
+    /// A media playlist, blocking per the directives (§6.2.5.2). `gzip`: the client accepts
+    /// gzip.
+    pub async fn media_playlist(
+        &self,
+        stream: &str,
+        rendition: &str,
+        d: Directives,
+        gzip: bool,
+    ) -> Result<PlaylistText, Refusal> {
+        let s = self.stream(stream).ok_or(Refusal::NotFound)?;
+        let slot = s.slot(rendition).ok_or(Refusal::NotFound)?;
+        let timeout = s.block_timeout();
+        let skip = d.skip != Skip::No;
+        let (body, gzipped) = wait(&s, timeout, || {
+            let ready = {
+                let st = lock(&slot.state);
+                match d.msn {
+                    Some(msn) => st.readiness(msn, d.part)? == Readiness::Ready,
+                    None => st.has_segment() || st.is_ended(),
+                }
+            };
+            Ok(ready.then(|| render_cached(&s, &slot, skip, gzip)))
+        })
+        .await?;
+        let st = lock(&slot.state);
+        Ok(PlaylistText {
+            body,
+            gzipped,
+            blocking: d.is_blocking(),
+            target_duration: st.target_duration(),
+            low_latency: st.config().timing.part_target.is_some(),
+        })
+    }
+
+    /// An init segment.
+    pub fn init(
+        &self,
+        stream: &str,
+        rendition: &str,
+        epoch: &str,
+        generation: u64,
+    ) -> Result<Served, Refusal> {
+        let (_, slot) = self.file_slot(stream, rendition, epoch)?;
+        let data = lock(&slot.state)
+            .init(generation)
+            .ok_or(Refusal::NotFound)?;
+        Ok(Served {
+            chunks: vec![data],
+            kind: slot.kind,
+        })
+    }
+
+    /// A complete segment; a request for the segment in progress (or the next two) waits for it
+    /// to complete.
+    pub async fn segment(
+        &self,
+        stream: &str,
+        rendition: &str,
+        epoch: &str,
+        msn: u64,
+    ) -> Result<Served, Refusal> {
+        let (s, slot) = self.file_slot(stream, rendition, epoch)?;
+        self.file(&s, &slot, |r| r.segment(msn), |r| r.readiness(msn, None))
+            .await
+    }
+
+    /// A part; a request for the hinted part (or any part within the Advance Part Limit) waits
+    /// until it is complete (§6.2.6).
+    pub async fn part(
+        &self,
+        stream: &str,
+        rendition: &str,
+        epoch: &str,
+        msn: u64,
+        index: u64,
+    ) -> Result<Served, Refusal> {
+        let (s, slot) = self.file_slot(stream, rendition, epoch)?;
+        self.file(
+            &s,
+            &slot,
+            |r| r.part(msn, index),
+            |r| r.readiness(msn, Some(index)),
+        )
+        .await
+    }
+
+    fn file_slot(
+        &self,
+        stream: &str,
+        rendition: &str,
+        epoch: &str,
+    ) -> Result<(Arc<Stream>, Arc<Slot>), Refusal> {
+        let s = self.stream(stream).ok_or(Refusal::NotFound)?;
+        if s.epoch != epoch {
+            return Err(Refusal::NotFound);
+        }
+        let slot = s.slot(rendition).ok_or(Refusal::NotFound)?;
+        Ok((s, slot))
+    }
+
+    async fn file(
+        &self,
+        s: &Arc<Stream>,
+        slot: &Arc<Slot>,
+        get: impl Fn(&Rendition) -> Option<Vec<Bytes>>,
+        readiness: impl Fn(&Rendition) -> Result<Readiness, Error>,
+    ) -> Result<Served, Refusal> {
+        let timeout = s.block_timeout();
+        let chunks = wait(s, timeout, || {
+            let st = lock(&slot.state);
+            if let Some(c) = get(&st) {
+                return Ok(Some(c));
+            }
+            match readiness(&st) {
+                // Ready but absent: it was evicted, or will never exist.
+                Ok(Readiness::Ready) | Err(_) => Err(Refusal::NotFound),
+                Ok(Readiness::Wait) => Ok(None),
+            }
+        })
+        .await?;
+        Ok(Served {
+            chunks,
+            kind: slot.kind,
+        })
+    }
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Self {
+        Refusal::BadRequest(e)
+    }
+}
+
+/// Waits until `check` answers, the stream changes (and `check` is asked again), or `timeout`
+/// passes (503). A removed stream answers 404.
+async fn wait<T>(
+    s: &Arc<Stream>,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<Option<T>, Refusal>,
+) -> Result<T, Refusal> {
+    let mut rx = s.changed.subscribe();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        rx.borrow_and_update();
+        if let Some(v) = check()? {
+            return Ok(v);
+        }
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(Refusal::NotFound),
+            Err(_) => return Err(Refusal::Unavailable),
+        }
+    }
+}
+
+fn gzip_bytes(data: &[u8]) -> Option<Bytes> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(data).ok()?;
+    enc.finish().ok().map(Bytes::from)
+}
+
+/// Renders (or takes from the cache) a media playlist with reports on the other renditions.
+fn render_cached(s: &Stream, slot: &Slot, skip: bool, gzip: bool) -> (Bytes, bool) {
+    let version = s.version();
+    let mut cache = lock(&slot.cache);
+    let hit = cache
+        .as_ref()
+        .is_some_and(|c| c.version == version && c.skip == skip);
+    if !hit {
+        let reports: Vec<RenditionReport> = s
+            .slots()
+            .iter()
+            .filter(|o| o.name != slot.name)
+            .filter_map(|o| lock(&o.state).report())
+            .collect();
+        let text = lock(&slot.state).render(RenderOptions { skip }, &reports);
+        *cache = Some(Cached {
+            version,
+            skip,
+            plain: Bytes::from(text),
+            gzip: None,
+        });
+    }
+    let Some(c) = cache.as_mut() else {
+        return (Bytes::new(), false);
+    };
+    if gzip {
+        if c.gzip.is_none() {
+            c.gzip = gzip_bytes(&c.plain);
+        }
+        if let Some(g) = &c.gzip {
+            return (g.clone(), true);
+        }
+    }
+    (c.plain.clone(), false)
+}
+
+fn render_multivariant(slots: &[Arc<Slot>]) -> Bytes {
+    let audio = slots
+        .iter()
+        .find(|s| s.kind == MediaKind::Audio && lock(&s.state).latest_init().is_some());
+    let (audio_codec, audio_bw, audio_media) = match audio {
+        Some(a) => {
+            let st = lock(&a.state);
+            let (codec, channels) = match st.latest_init().map(|i| &i.codec) {
+                Some(CodecConfig::Aac(c)) => (c.codec_string(), c.channels()),
+                Some(other) => (other.codec_string(), 2),
+                None => (String::new(), 2),
+            };
+            (
+                Some(codec),
+                st.bandwidth(),
+                vec![AudioMedia {
+                    uri: format!("{}.m3u8", a.name),
+                    group: "audio".into(),
+                    name: a.name.clone(),
+                    channels,
+                    default: true,
+                }],
+            )
+        }
+        None => (None, None, Vec::new()),
+    };
+    let variants: Vec<Variant> = slots
+        .iter()
+        .filter(|s| s.kind == MediaKind::Video)
+        .filter_map(|s| {
+            let st = lock(&s.state);
+            let init = st.latest_init()?;
+            let (peak, avg) = st.bandwidth()?;
+            let (ap, aa) = audio_bw.unwrap_or((0, 0));
+            let mut codecs = vec![init.codec.codec_string()];
+            codecs.extend(audio_codec.clone());
+            let (resolution, frame_rate) = match &init.codec {
+                CodecConfig::H264(h) => (Some((h.width(), h.height())), h.frame_rate()),
+                _ => (None, None),
+            };
+            Some(Variant {
+                uri: format!("{}.m3u8", s.name),
+                bandwidth: peak + ap,
+                average_bandwidth: Some(avg + aa),
+                codecs,
+                resolution,
+                frame_rate,
+                audio_group: audio_codec.as_ref().map(|_| "audio".to_owned()),
+            })
+        })
+        .collect();
+    Bytes::from(crate::playlist::render_multivariant(&variants, &audio_media))
+}
+
+/// The publish task: bus events in, renditions updated, waiters woken.
+async fn run(
+    stream: Arc<Stream>,
+    mut consumer: bus::Consumer,
+    video: Arc<Slot>,
+    audio: Option<Arc<Slot>>,
+    cfg: SegmenterConfig,
+) {
+    let mut seg = Segmenter::new(cfg);
+    let mut routes: HashMap<TrackId, Arc<Slot>> = HashMap::new();
+    // Ends the renditions even when the task is aborted.
+    struct Ender(Arc<Stream>, Vec<Arc<Slot>>);
+    impl Drop for Ender {
+        fn drop(&mut self) {
+            for s in &self.1 {
+                lock(&s.state).end();
+            }
+            self.0.bump();
+        }
+    }
+    let _ender = Ender(
+        stream.clone(),
+        std::iter::once(video.clone()).chain(audio.clone()).collect(),
+    );
+    while let Some(event) = consumer.recv().await {
+        let done = matches!(event, Event::End | Event::Error(_));
+        let result = match event {
+            Event::Info(info) => seg.set_info(info),
+            Event::Frame(frame) => seg.push(frame, SystemTime::now()),
+            Event::Gap { frames } => {
+                tracing::debug!(frames, "bus gap: discontinuity");
+                seg.discontinuity()
+            }
+            Event::End => seg.finish(),
+            Event::Error(e) => {
+                tracing::warn!(error = %e, "stream ended with an error");
+                seg.finish()
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "segmenter refused input");
+        }
+        let mut changed = false;
+        while let Some(out) = seg.pull() {
+            changed = true;
+            let slot = match &out {
+                Output::Init(init) => {
+                    let slot = match init.kind {
+                        MediaKind::Video => Some(video.clone()),
+                        MediaKind::Audio => audio.clone(),
+                    };
+                    match &slot {
+                        Some(s) => routes.insert(init.track, s.clone()),
+                        None => routes.remove(&init.track),
+                    };
+                    slot
+                }
+                Output::Part(p) => routes.get(&p.track).cloned(),
+                Output::SegmentEnd(e) => routes.get(&e.track).cloned(),
+            };
+            if let Some(slot) = slot {
+                lock(&slot.state).push(out);
+            }
+        }
+        if changed {
+            stream.bump();
+        }
+        if done {
+            break;
+        }
+    }
+}
