@@ -149,7 +149,12 @@ impl AudioProcessing {
             ));
         }
         for b in &self.equalizer {
-            check_range("equalizer.frequency", b.frequency, 10.0, rate as f32 / 2.0 - 1.0)?;
+            check_range(
+                "equalizer.frequency",
+                b.frequency,
+                10.0,
+                rate as f32 / 2.0 - 1.0,
+            )?;
             check_range("equalizer.q", b.q, 0.1, 20.0)?;
             check_range("equalizer.gain_db", b.gain_db, -30.0, 30.0)?;
         }
@@ -321,7 +326,10 @@ impl AudioFilter {
         }
         let tb = self.out_time_base;
         let pts = sigma_core::time::rescale(
-            frame.pts().unwrap_or(0).saturating_mul(i64::from(tb.numerator())),
+            frame
+                .pts()
+                .unwrap_or(0)
+                .saturating_mul(i64::from(tb.numerator())),
             tb.denominator().max(1) as u32,
             self.output.rate,
         );

@@ -170,7 +170,10 @@ impl VideoProcessing {
             w = (w + 1) & !1;
             h = (h + 1) & !1;
             if w > MAX_WIDTH * 4 || h > MAX_HEIGHT * 4 {
-                return Err(Error::option("pad_to_aspect", format!("{w}x{h} is too large")));
+                return Err(Error::option(
+                    "pad_to_aspect",
+                    format!("{w}x{h} is too large"),
+                ));
             }
         }
         let padded = self.pad_to_aspect.map(|_| Size {
@@ -468,21 +471,21 @@ pub(crate) trait CloneRef {
 
 macro_rules! clone_ref {
     ($t:ty) => {
-impl CloneRef for $t {
-    fn clone_ref(&self) -> Self {
-        // SAFETY: av_frame_clone makes a new AVFrame referencing the same refcounted buffers
-        // and only reads `self`; the result is owned by the returned wrapper (freed on drop).
-        // A null result (out of memory) yields an empty frame, which the graph rejects.
-        unsafe {
-            let p = ff::ffi::av_frame_clone(self.as_ptr());
-            if p.is_null() {
-                <$t>::empty()
-            } else {
-                <$t>::wrap(p)
+        impl CloneRef for $t {
+            fn clone_ref(&self) -> Self {
+                // SAFETY: av_frame_clone makes a new AVFrame referencing the same refcounted buffers
+                // and only reads `self`; the result is owned by the returned wrapper (freed on drop).
+                // A null result (out of memory) yields an empty frame, which the graph rejects.
+                unsafe {
+                    let p = ff::ffi::av_frame_clone(self.as_ptr());
+                    if p.is_null() {
+                        <$t>::empty()
+                    } else {
+                        <$t>::wrap(p)
+                    }
+                }
             }
         }
-    }
-}
     };
 }
 

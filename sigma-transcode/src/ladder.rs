@@ -4,10 +4,10 @@
 //! against the source's picture size ([`Ladder::plan`]) yields the renditions to encode and, for
 //! every rendition left out, a [`SkipReason`] that logs and playlists can show.
 
+use crate::Error;
 use crate::audio::AudioProcessing;
 use crate::encode::{AacSettings, H264Settings, Preset, Profile};
 use crate::filter::{Ratio, Size, VideoProcessing, check_size};
-use crate::Error;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -313,7 +313,11 @@ mod tests {
         r.height = 1080;
         ladder.renditions.insert(0, r);
         let plan = ladder.plan(size(1280, 720)).unwrap();
-        let names: Vec<_> = plan.renditions.iter().map(|p| p.rendition.name.as_str()).collect();
+        let names: Vec<_> = plan
+            .renditions
+            .iter()
+            .map(|p| p.rendition.name.as_str())
+            .collect();
         assert_eq!(names, ["720p", "480p", "360p"]);
         assert_eq!(plan.skipped.len(), 1);
         assert_eq!(plan.skipped[0].name, "1080p");
@@ -333,8 +337,14 @@ mod tests {
         ladder.renditions[2].conditions.max_source_width = Some(1000);
         let plan = ladder.plan(size(1280, 720)).unwrap();
         assert_eq!(plan.renditions.len(), 1);
-        assert!(matches!(plan.skipped[0].reason, SkipReason::SourceTooSmall { .. }));
-        assert!(matches!(plan.skipped[1].reason, SkipReason::SourceTooLarge { .. }));
+        assert!(matches!(
+            plan.skipped[0].reason,
+            SkipReason::SourceTooSmall { .. }
+        ));
+        assert!(matches!(
+            plan.skipped[1].reason,
+            SkipReason::SourceTooLarge { .. }
+        ));
     }
 
     #[test]

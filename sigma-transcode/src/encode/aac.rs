@@ -134,8 +134,8 @@ impl AacEncoder {
                 .map_err(|e| fail(e.to_string()))?;
             input = input.get(info.input_consumed..).unwrap_or(&[]);
             if info.output_size > 0 {
-                let pts = first + self.frames_out * i64::from(self.frame_length)
-                    - i64::from(self.delay);
+                let pts =
+                    first + self.frames_out * i64::from(self.frame_length) - i64::from(self.delay);
                 self.frames_out += 1;
                 if end.is_none_or(|e| pts < e) {
                     let data = Bytes::copy_from_slice(&self.buf[..info.output_size]);

@@ -112,10 +112,7 @@ impl H264Encoder {
         timescale: u32,
         track: TrackId,
     ) -> Result<Self, Error> {
-        crate::filter::check_size(
-            "size",
-            crate::filter::Size { width, height },
-        )?;
+        crate::filter::check_size("size", crate::filter::Size { width, height })?;
         if settings.bitrate_kbps < 16 || settings.bitrate_kbps > 200_000 {
             return Err(Error::option(
                 "bitrate_kbps",
@@ -151,6 +148,7 @@ impl H264Encoder {
             return Err(Error::option("frame_rate", "zero"));
         }
         p.set("fps", &format!("{}/{}", fr.num, fr.den))?;
+        p.0.i_log_level = sys::X264_LOG_ERROR as i32;
         p.0.i_width = width as i32;
         p.0.i_height = height as i32;
         p.0.i_csp = sys::X264_CSP_I420 as i32;
@@ -185,43 +183,40 @@ impl H264Encoder {
     pub fn size(&self) -> (u32, u32) {
         (self.width, self.height)
     }
-
 }
 
 /// The encoder's SPS and PPS as sigma-core configuration.
 fn headers(raw: &Handle) -> Result<H264Config, Error> {
-        let mut nals: *mut sys::x264_nal_t = std::ptr::null_mut();
-        let mut count = 0;
-        // SAFETY: `self.raw` is open; x264 sets `nals` to an array of `count` NAL descriptors
-        // valid until the next call on this encoder, which happens after we copied them.
-        let ret = unsafe { sys::x264_encoder_headers(raw.0, &mut nals, &mut count) };
-        if ret < 0 || nals.is_null() {
-            return Err(fail("x264_encoder_headers failed"));
+    let mut nals: *mut sys::x264_nal_t = std::ptr::null_mut();
+    let mut count = 0;
+    // SAFETY: `self.raw` is open; x264 sets `nals` to an array of `count` NAL descriptors
+    // valid until the next call on this encoder, which happens after we copied them.
+    let ret = unsafe { sys::x264_encoder_headers(raw.0, &mut nals, &mut count) };
+    if ret < 0 || nals.is_null() {
+        return Err(fail("x264_encoder_headers failed"));
+    }
+    let mut sps = None;
+    let mut pps = None;
+    for i in 0..count.max(0) as usize {
+        // SAFETY: i < count, see above; payloads are `i_payload` bytes each.
+        let nal = unsafe { &*nals.add(i) };
+        let bytes =
+            unsafe { std::slice::from_raw_parts(nal.p_payload, nal.i_payload.max(0) as usize) };
+        // With annexb=0 each payload starts with a 4-byte length.
+        let body = bytes.get(4..).unwrap_or(&[]).to_vec();
+        match nal.i_type {
+            7 => sps = Some(body),
+            8 => pps = Some(body),
+            _ => {}
         }
-        let mut sps = None;
-        let mut pps = None;
-        for i in 0..count.max(0) as usize {
-            // SAFETY: i < count, see above; payloads are `i_payload` bytes each.
-            let nal = unsafe { &*nals.add(i) };
-            let bytes = unsafe {
-                std::slice::from_raw_parts(nal.p_payload, nal.i_payload.max(0) as usize)
-            };
-            // With annexb=0 each payload starts with a 4-byte length.
-            let body = bytes.get(4..).unwrap_or(&[]).to_vec();
-            match nal.i_type {
-                7 => sps = Some(body),
-                8 => pps = Some(body),
-                _ => {}
-            }
-        }
-        let (Some(sps), Some(pps)) = (sps, pps) else {
-            return Err(fail("headers without SPS and PPS"));
-        };
-        Ok(H264Config::from_avcc(avcc(&sps, &pps)?)?)
+    }
+    let (Some(sps), Some(pps)) = (sps, pps) else {
+        return Err(fail("headers without SPS and PPS"));
+    };
+    Ok(H264Config::from_avcc(avcc(&sps, &pps)?)?)
 }
 
 impl H264Encoder {
-
     /// Encodes one picture; `force_idr` starts a GOP on it (the ladder passes the picture's
     /// keyframe mark). The picture must be YUV 4:2:0 of the encoder's size.
     pub fn push(&mut self, picture: &Picture, force_idr: bool) -> Result<(), Error> {
@@ -336,7 +331,6 @@ impl H264Encoder {
         self.pushed
     }
 }
-
 
 /// An AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3.1) for one SPS and one PPS with
 /// 4-byte NAL lengths, including the High-profile chroma/bit-depth fields.
