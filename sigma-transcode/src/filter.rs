@@ -107,7 +107,8 @@ pub struct VideoProcessing {
     pub deblock: bool,
     /// Sharpen amount (`unsharp` luma amount, 0–5; 1 is moderate).
     pub sharpen: Option<f32>,
-    /// Stretch luma to the full range (libpostproc auto-levels).
+    /// Stretch the levels to the full range, per frame (libavfilter `normalize` with linked
+    /// channels, so colours keep their balance).
     pub auto_levels: bool,
     /// Pad with black to this display aspect ratio (letterbox or pillarbox), centred.
     pub pad_to_aspect: Option<Ratio>,
@@ -235,7 +236,7 @@ impl VideoProcessing {
             f.push(format!("unsharp=lx=5:ly=5:la={s:.3}:cx=5:cy=5:ca=0"));
         }
         if self.auto_levels {
-            f.push("pp=subfilters=al/f".into());
+            f.push("normalize=smoothing=0:independence=0".into());
         }
         if let Some(p) = padded {
             f.push(format!(
@@ -448,6 +449,7 @@ impl VideoFilter {
         if !read_frame(&mut self.graph, "out", &mut frame)? {
             return Ok(None);
         }
+        let frame = positive_strides(frame)?;
         let tb = self.out_time_base;
         let pts = frame.pts().unwrap_or(0);
         let pts = sigma_core::time::rescale(
@@ -462,6 +464,25 @@ impl VideoFilter {
         }
         Ok(Some(Picture::new(frame, pts, keyframe)))
     }
+}
+
+/// `vflip` (and so flip and 180° rotation) hands out frames with negative line sizes, which
+/// ffmpeg-next's plane accessors and x264 cannot take: such a frame is copied into a fresh one.
+fn positive_strides(frame: ff::frame::Video) -> Result<ff::frame::Video, Error> {
+    // SAFETY: reads the line sizes of a live frame we own.
+    let negative = unsafe { (*frame.as_ptr()).linesize.iter().any(|&l| l < 0) };
+    if !negative {
+        return Ok(frame);
+    }
+    let mut copy = ff::frame::Video::new(frame.format(), frame.width(), frame.height());
+    // SAFETY: both frames are live, of the same format and size; `copy` owns freshly
+    // allocated buffers with positive line sizes and `frame` is only read.
+    let ret = unsafe { ff::ffi::av_frame_copy(copy.as_mut_ptr(), frame.as_ptr()) };
+    if ret < 0 {
+        return Err(Error::ffmpeg("copying a flipped frame")(ff::Error::from(ret)));
+    }
+    copy.set_pts(frame.pts());
+    Ok(copy)
 }
 
 /// Extension: a new reference to the same buffers (no pixel copy).
@@ -491,3 +512,412 @@ macro_rules! clone_ref {
 
 clone_ref!(ff::frame::Video);
 clone_ref!(ff::frame::Audio);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BLACK: u8 = 16;
+    const WHITE: u8 = 235;
+
+    /// A YUV 4:2:0 picture whose luma is `luma(x, y)` and chroma neutral.
+    fn picture(w: u32, h: u32, pts: i64, key: bool, luma: impl Fn(u32, u32) -> u8) -> Picture {
+        let mut f = ff::frame::Video::new(ff::format::Pixel::YUV420P, w, h);
+        let stride = f.stride(0);
+        let y = f.data_mut(0);
+        for row in 0..h {
+            for col in 0..w {
+                y[row as usize * stride + col as usize] = luma(col, row);
+            }
+        }
+        for plane in 1..3 {
+            f.data_mut(plane).fill(128);
+        }
+        Picture::new(f, pts, key)
+    }
+
+    /// Black with a white 2x2 marker at (`mx`, `my`).
+    fn marker(w: u32, h: u32, mx: u32, my: u32) -> Picture {
+        picture(w, h, 0, true, |x, y| {
+            if (mx..mx + 2).contains(&x) && (my..my + 2).contains(&y) {
+                WHITE
+            } else {
+                BLACK
+            }
+        })
+    }
+
+    fn run(processing: &VideoProcessing, input: &[Picture]) -> Vec<Picture> {
+        let first = &input[0];
+        let mut f = VideoFilter::new(
+            processing,
+            VideoInput {
+                width: first.width(),
+                height: first.height(),
+                format: first.format(),
+                timescale: 90_000,
+            },
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        for p in input {
+            f.push(p).unwrap();
+            while let Some(o) = f.pull().unwrap() {
+                out.push(o);
+            }
+        }
+        f.finish().unwrap();
+        while let Some(o) = f.pull().unwrap() {
+            out.push(o);
+        }
+        out
+    }
+
+    fn one(processing: VideoProcessing, input: Picture) -> Picture {
+        let mut out = run(&processing, &[input]);
+        assert_eq!(out.len(), 1);
+        out.remove(0)
+    }
+
+    /// Where the marker is: the top-left of the bright pixels.
+    fn find_marker(p: &Picture) -> (u32, u32) {
+        for y in 0..p.height() {
+            for x in 0..p.width() {
+                if p.luma(x, y).unwrap() > 128 {
+                    return (x, y);
+                }
+            }
+        }
+        panic!("no marker in {p:?}");
+    }
+
+    fn luma_stats(p: &Picture) -> (u8, u8, f64) {
+        let (mut lo, mut hi, mut sum) = (255u8, 0u8, 0f64);
+        for y in 0..p.height() {
+            for x in 0..p.width() {
+                let v = p.luma(x, y).unwrap();
+                lo = lo.min(v);
+                hi = hi.max(v);
+                sum += f64::from(v);
+            }
+        }
+        (lo, hi, sum / f64::from(p.width() * p.height()))
+    }
+
+    #[test]
+    fn rotate_swaps_size_and_moves_a_known_pixel() {
+        let (w, h, mx, my) = (64, 32, 4, 2);
+        let rot = |r| VideoProcessing {
+            rotate: Some(r),
+            ..Default::default()
+        };
+        let p = one(rot(Rotation::Clockwise90), marker(w, h, mx, my));
+        assert_eq!((p.width(), p.height()), (h, w));
+        // Clockwise: (x, y) → (h-1-y, x); the 2x2 marker's top-left is then (h-2-y, x).
+        assert_eq!(find_marker(&p), (h - 2 - my, mx));
+        let p = one(rot(Rotation::Clockwise180), marker(w, h, mx, my));
+        assert_eq!((p.width(), p.height()), (w, h));
+        assert_eq!(find_marker(&p), (w - 2 - mx, h - 2 - my));
+        let p = one(rot(Rotation::Clockwise270), marker(w, h, mx, my));
+        assert_eq!((p.width(), p.height()), (h, w));
+        assert_eq!(find_marker(&p), (my, w - 2 - mx));
+    }
+
+    #[test]
+    fn flip_and_mirror_move_the_pixel() {
+        let (w, h, mx, my) = (64, 32, 4, 2);
+        let p = one(
+            VideoProcessing {
+                flip: true,
+                ..Default::default()
+            },
+            marker(w, h, mx, my),
+        );
+        assert_eq!(find_marker(&p), (mx, h - 2 - my));
+        let p = one(
+            VideoProcessing {
+                mirror: true,
+                ..Default::default()
+            },
+            marker(w, h, mx, my),
+        );
+        assert_eq!(find_marker(&p), (w - 2 - mx, my));
+    }
+
+    #[test]
+    fn crop_removes_edges() {
+        let p = one(
+            VideoProcessing {
+                crop: Some(Crop {
+                    left: 8,
+                    top: 4,
+                    right: 16,
+                    bottom: 2,
+                }),
+                ..Default::default()
+            },
+            marker(64, 32, 20, 10),
+        );
+        assert_eq!((p.width(), p.height()), (40, 26));
+        assert_eq!(find_marker(&p), (12, 6));
+        let too_much = VideoProcessing {
+            crop: Some(Crop {
+                left: 40,
+                right: 20,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(matches!(
+            too_much.output_size(64, 32),
+            Err(Error::InvalidOption { option: "crop", .. })
+        ));
+    }
+
+    #[test]
+    fn pillarbox_and_letterbox_add_black_bars_of_the_right_size() {
+        let grey = |w, h| picture(w, h, 0, true, |_, _| 128);
+        let to_16_9 = VideoProcessing {
+            pad_to_aspect: Some(Ratio::new(16, 9)),
+            ..Default::default()
+        };
+        // Black is luma 16 in video range.
+        // 1:1 → 16:9: 64x64 becomes 114x64; the picture starts on an even column (4:2:0
+        // chroma), so the bars are 24 and 26 columns wide.
+        let p = one(to_16_9.clone(), grey(64, 64));
+        assert_eq!((p.width(), p.height()), (114, 64));
+        for y in [0, 32, 63] {
+            assert_eq!(p.luma(0, y), Some(BLACK), "left bar");
+            assert_eq!(p.luma(23, y), Some(BLACK), "left bar edge");
+            assert_eq!(p.luma(24, y), Some(128), "picture");
+            assert_eq!(p.luma(87, y), Some(128), "picture");
+            assert_eq!(p.luma(88, y), Some(BLACK), "right bar");
+            assert_eq!(p.luma(113, y), Some(BLACK), "right bar");
+        }
+        // 8:3 → 16:9: 128x48 becomes 128x72 with 12-row bars top and bottom.
+        let p = one(to_16_9, grey(128, 48));
+        assert_eq!((p.width(), p.height()), (128, 72));
+        for x in [0, 64, 127] {
+            assert_eq!(p.luma(x, 0), Some(BLACK), "top bar");
+            assert_eq!(p.luma(x, 11), Some(BLACK), "top bar");
+            assert_eq!(p.luma(x, 12), Some(128), "picture");
+            assert_eq!(p.luma(x, 59), Some(128), "picture");
+            assert_eq!(p.luma(x, 60), Some(BLACK), "bottom bar");
+            assert_eq!(p.luma(x, 71), Some(BLACK), "bottom bar");
+        }
+    }
+
+    #[test]
+    fn resize_scales_and_refuses_beyond_4k() {
+        let p = one(
+            VideoProcessing {
+                resize: Some(Size {
+                    width: 32,
+                    height: 16,
+                }),
+                ..Default::default()
+            },
+            marker(64, 32, 20, 10),
+        );
+        assert_eq!((p.width(), p.height()), (32, 16));
+        let (x, y) = find_marker(&p);
+        assert!((9..=11).contains(&x) && (4..=6).contains(&y), "{x},{y}");
+        for (w, h) in [(3842, 2160), (3840, 2162), (31, 16), (8, 8)] {
+            let big = VideoProcessing {
+                resize: Some(Size {
+                    width: w,
+                    height: h,
+                }),
+                ..Default::default()
+            };
+            assert!(big.output_size(64, 32).is_err(), "{w}x{h}");
+        }
+        let max = VideoProcessing {
+            resize: Some(Size {
+                width: 3840,
+                height: 2160,
+            }),
+            ..Default::default()
+        };
+        assert!(max.output_size(64, 32).is_ok());
+    }
+
+    /// Mean absolute difference between vertically adjacent luma rows.
+    fn combing(p: &Picture) -> f64 {
+        let mut sum = 0.0;
+        for y in 1..p.height() {
+            for x in 0..p.width() {
+                sum += (f64::from(p.luma(x, y).unwrap()) - f64::from(p.luma(x, y - 1).unwrap()))
+                    .abs();
+            }
+        }
+        sum / f64::from(p.width() * (p.height() - 1))
+    }
+
+    #[test]
+    fn deinterlace_removes_combing() {
+        // Two fields of a moving edge: even lines have the edge at x=20, odd lines at x=28.
+        let frames: Vec<Picture> = (0..4)
+            .map(|i| {
+                picture(64, 32, i * 3000, i == 0, move |x, y| {
+                    let edge = 20 + (i as u32) * 4 + if y % 2 == 1 { 8 } else { 0 };
+                    if x < edge { WHITE } else { BLACK }
+                })
+            })
+            .collect();
+        let before = combing(&frames[1]);
+        let out = run(
+            &VideoProcessing {
+                deinterlace: true,
+                ..Default::default()
+            },
+            &frames,
+        );
+        assert_eq!(out.len(), frames.len(), "one frame out per frame in");
+        let after = combing(&out[1]);
+        assert!(after < before * 0.6, "combing {before:.1} → {after:.1}");
+    }
+
+    /// Deterministic pseudo-random noise in -amp..=amp.
+    fn noise(x: u32, y: u32, i: u32, amp: i32) -> i32 {
+        let mut v = x.wrapping_mul(73_856_093) ^ y.wrapping_mul(19_349_663) ^ i.wrapping_mul(83_492_791);
+        v ^= v >> 13;
+        v = v.wrapping_mul(0x5bd1_e995);
+        v ^= v >> 15;
+        (v % (2 * amp as u32 + 1)) as i32 - amp
+    }
+
+    fn variance(p: &Picture) -> f64 {
+        let (_, _, mean) = luma_stats(p);
+        let mut s = 0.0;
+        for y in 0..p.height() {
+            for x in 0..p.width() {
+                s += (f64::from(p.luma(x, y).unwrap()) - mean).powi(2);
+            }
+        }
+        s / f64::from(p.width() * p.height())
+    }
+
+    #[test]
+    fn denoise_lowers_noise() {
+        let frames: Vec<Picture> = (0..6)
+            .map(|i| {
+                picture(64, 64, i64::from(i) * 3000, i == 0, move |x, y| {
+                    (128 + noise(x, y, i, 24)) as u8
+                })
+            })
+            .collect();
+        let out = run(
+            &VideoProcessing {
+                denoise: Some(20.0),
+                ..Default::default()
+            },
+            &frames,
+        );
+        let before = variance(&frames[5]);
+        let after = variance(&out[5]);
+        assert!(after < before * 0.6, "variance {before:.1} → {after:.1}");
+    }
+
+    #[test]
+    fn sharpen_steepens_edges() {
+        // A soft horizontal ramp from 60 to 190 over 16 columns.
+        let soft = picture(64, 32, 0, true, |x, _| {
+            (60 + (x.saturating_sub(24).min(16) * 130 / 16)) as u8
+        });
+        let p = one(
+            VideoProcessing {
+                sharpen: Some(2.0),
+                ..Default::default()
+            },
+            soft,
+        );
+        let (lo, hi, _) = luma_stats(&p);
+        // Unsharp masking overshoots on both sides of the ramp.
+        assert!(lo < 55 && hi > 195, "range {lo}..{hi}");
+    }
+
+    #[test]
+    fn deblock_smooths_block_edges() {
+        // 8x8 blocks alternating between 120 and 128: a typical low-bitrate blocking artefact.
+        let blocky = picture(64, 64, 0, true, |x, y| {
+            if ((x / 8) + (y / 8)) % 2 == 0 { 120 } else { 128 }
+        });
+        let edge_step = |p: &Picture| {
+            let mut s = 0.0;
+            for y in 0..64 {
+                for bx in 1..8 {
+                    let x = bx * 8;
+                    s += (f64::from(p.luma(x, y).unwrap()) - f64::from(p.luma(x - 1, y).unwrap()))
+                        .abs();
+                }
+            }
+            s
+        };
+        let before = edge_step(&blocky);
+        let p = one(
+            VideoProcessing {
+                deblock: true,
+                ..Default::default()
+            },
+            blocky,
+        );
+        let after = edge_step(&p);
+        assert!(after < before * 0.75, "block edges {before} → {after}");
+    }
+
+    #[test]
+    fn auto_levels_stretch_a_narrow_range() {
+        let dull = picture(64, 64, 0, true, |x, y| (100 + (x + y) * 50 / 126) as u8);
+        let (lo0, hi0, _) = luma_stats(&dull);
+        let p = one(
+            VideoProcessing {
+                auto_levels: true,
+                ..Default::default()
+            },
+            dull,
+        );
+        let (lo, hi, _) = luma_stats(&p);
+        assert!(
+            u32::from(hi - lo) > u32::from(hi0 - lo0) * 3 / 2,
+            "{lo0}..{hi0} → {lo}..{hi}"
+        );
+    }
+
+    #[test]
+    fn frame_rate_change_halves_frames_and_keeps_keyframe_times() {
+        // 2 s at 30 fps, keyframes at 0 and 1 s; to 15 fps.
+        let frames: Vec<Picture> = (0..60)
+            .map(|i| picture(32, 32, i * 3000, i % 30 == 0, |_, _| 128))
+            .collect();
+        let out = run(
+            &VideoProcessing {
+                frame_rate: Some(Ratio::new(15, 1)),
+                ..Default::default()
+            },
+            &frames,
+        );
+        assert!((29..=31).contains(&out.len()), "{} frames", out.len());
+        assert!(out.windows(2).all(|w| w[1].pts() - w[0].pts() == 6000));
+        let keys: Vec<i64> = out.iter().filter(|p| p.is_keyframe()).map(|p| p.pts()).collect();
+        assert_eq!(keys, [0, 90_000]);
+    }
+
+    #[test]
+    fn a_picture_of_another_size_is_an_error_not_a_crash() {
+        let mut f = VideoFilter::new(
+            &VideoProcessing::default(),
+            VideoInput {
+                width: 64,
+                height: 32,
+                format: ff::format::Pixel::YUV420P,
+                timescale: 90_000,
+            },
+        )
+        .unwrap();
+        assert!(matches!(
+            f.push(&marker(32, 32, 0, 0)),
+            Err(Error::Unsupported(_))
+        ));
+    }
+}
