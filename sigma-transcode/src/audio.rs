@@ -336,3 +336,248 @@ impl AudioFilter {
         Ok(Some(AudioBlock::new(frame, pts)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ff::format::Sample;
+    use ff::format::sample::Type;
+    use std::f32::consts::PI;
+
+    const RATE: u32 = 48_000;
+
+    /// `seconds` of planar float audio, `signal(channel, t)` at each sample time `t`.
+    fn blocks(channels: u16, seconds: f32, signal: impl Fn(usize, f32) -> f32) -> Vec<AudioBlock> {
+        let per_block = 1024usize;
+        let total = (seconds * RATE as f32) as usize;
+        let layout = ff::ChannelLayout::default(i32::from(channels));
+        (0..total / per_block)
+            .map(|b| {
+                let mut f = ff::frame::Audio::new(Sample::F32(Type::Planar), per_block, layout);
+                f.set_rate(RATE);
+                for ch in 0..usize::from(channels) {
+                    let plane = f.plane_mut::<f32>(ch);
+                    for (i, v) in plane.iter_mut().enumerate().take(per_block) {
+                        *v = signal(ch, (b * per_block + i) as f32 / RATE as f32);
+                    }
+                }
+                AudioBlock::new(f, (b * per_block) as i64)
+            })
+            .collect()
+    }
+
+    /// Runs the graph; returns each output channel's samples and the output rate.
+    fn run(p: &AudioProcessing, input: &[AudioBlock]) -> (Vec<Vec<f32>>, u32) {
+        let first = &input[0];
+        let mut f = AudioFilter::new(
+            p,
+            AudioInput {
+                rate: first.rate(),
+                channels: first.channels(),
+                format: first.frame.format(),
+                timescale: RATE,
+            },
+            first.pts(),
+        )
+        .unwrap();
+        let ch = usize::from(f.output().channels.count());
+        let mut out = vec![Vec::new(); ch];
+        let mut rate = 0;
+        let mut take = |b: AudioBlock| {
+            assert_eq!(b.frame.format(), Sample::I16(Type::Packed));
+            rate = b.rate();
+            for (c, o) in out.iter_mut().enumerate() {
+                o.extend(b.channel_f32(c));
+            }
+        };
+        for b in input {
+            f.push(b).unwrap();
+            while let Some(o) = f.pull().unwrap() {
+                take(o);
+            }
+        }
+        f.finish().unwrap();
+        while let Some(o) = f.pull().unwrap() {
+            take(o);
+        }
+        (out, rate)
+    }
+
+    fn rms_db(x: &[f32]) -> f32 {
+        let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32;
+        10.0 * ms.max(1e-12).log10()
+    }
+
+    /// Level of the `freq` component (dB, amplitude 1.0 = 0 dB), by correlation.
+    fn tone_db(x: &[f32], freq: f32, rate: u32) -> f32 {
+        let (mut re, mut im) = (0f32, 0f32);
+        for (i, v) in x.iter().enumerate() {
+            let ph = 2.0 * PI * freq * i as f32 / rate as f32;
+            re += v * ph.cos();
+            im += v * ph.sin();
+        }
+        let amp = 2.0 * (re * re + im * im).sqrt() / x.len() as f32;
+        20.0 * amp.max(1e-9).log10()
+    }
+
+    fn sine(freq: f32, amp: f32) -> impl Fn(usize, f32) -> f32 {
+        move |_, t| amp * (2.0 * PI * freq * t).sin()
+    }
+
+    #[test]
+    fn gain_raises_rms_by_the_asked_db() {
+        let input = blocks(2, 1.0, sine(440.0, 0.1));
+        let (plain, _) = run(&AudioProcessing::default(), &input);
+        let (loud, _) = run(
+            &AudioProcessing {
+                gain_db: Some(6.0),
+                ..Default::default()
+            },
+            &input,
+        );
+        let d = rms_db(&loud[0]) - rms_db(&plain[0]);
+        assert!((d - 6.0).abs() < 0.2, "gain {d:.2} dB");
+        let (quiet, _) = run(
+            &AudioProcessing {
+                gain_db: Some(-12.0),
+                ..Default::default()
+            },
+            &input,
+        );
+        let d = rms_db(&quiet[1]) - rms_db(&plain[1]);
+        assert!((d + 12.0).abs() < 0.2, "gain {d:.2} dB");
+    }
+
+    #[test]
+    fn loudness_normalisation_brings_a_quiet_tone_up_to_target() {
+        // A 1 kHz tone at -36 dBFS RMS, normalised to -16 LUFS.
+        let input = blocks(2, 8.0, sine(1000.0, 0.0224));
+        let (out, _) = run(
+            &AudioProcessing {
+                loudness: Some(Loudness {
+                    integrated: -16.0,
+                    true_peak: -1.0,
+                    range: 7.0,
+                }),
+                ..Default::default()
+            },
+            &input,
+        );
+        let before = rms_db(&blocks(2, 1.0, sine(1000.0, 0.0224))[0].channel_f32(0));
+        // Past loudnorm's 3 s look-ahead: measure the last 3 s.
+        let tail = &out[0][out[0].len() - 3 * RATE as usize..];
+        let after = rms_db(tail);
+        // BS.1770 loudness sums the channels' power (+3 dB for two equal channels) and its
+        // K-weighting is within 1 dB of flat at 1 kHz: each channel should sit ~3 dB under
+        // the -16 LUFS target.
+        assert!((after + 19.0).abs() < 1.5, "{before:.1} dBFS → {after:.1} dBFS");
+    }
+
+    #[test]
+    fn equaliser_band_lifts_only_its_frequency() {
+        let input = blocks(1, 1.0, |_, t| {
+            0.1 * (2.0 * PI * 200.0 * t).sin() + 0.1 * (2.0 * PI * 3000.0 * t).sin()
+        });
+        let (out, rate) = run(
+            &AudioProcessing {
+                equalizer: vec![EqBand {
+                    frequency: 3000.0,
+                    q: 1.0,
+                    gain_db: 12.0,
+                }],
+                ..Default::default()
+            },
+            &input,
+        );
+        let x = &out[0][4800..];
+        let low = tone_db(x, 200.0, rate);
+        let high = tone_db(x, 3000.0, rate);
+        assert!((low + 20.0).abs() < 1.0, "200 Hz at {low:.1} dB");
+        assert!((high + 8.0).abs() < 1.5, "3 kHz at {high:.1} dB (was -20)");
+    }
+
+    #[test]
+    fn fade_in_starts_silent_and_fade_out_ends_silent() {
+        let input = blocks(2, 3.0, sine(440.0, 0.5));
+        let (out, _) = run(
+            &AudioProcessing {
+                fade_in: Some(1.0),
+                fade_out: Some(FadeOut {
+                    start: 1.5,
+                    duration: 0.5,
+                }),
+                ..Default::default()
+            },
+            &input,
+        );
+        let ms = |a: usize, b: usize| rms_db(&out[0][a * 48..b * 48]);
+        assert!(ms(0, 10) < -50.0, "first 10 ms at {:.1} dB", ms(0, 10));
+        assert!(ms(400, 600) < ms(900, 1000) - 3.0, "rising");
+        assert!((ms(1000, 1400) - rms_db(&[0.5, -0.5]) + 3.0).abs() < 0.5, "full level");
+        assert!(ms(2050, 2900) < -80.0, "silent after fade-out: {:.1}", ms(2050, 2900));
+    }
+
+    #[test]
+    fn karaoke_cancels_the_centre_and_keeps_the_sides() {
+        // 440 Hz centred (same in both channels), 1 kHz only on the left.
+        let input = blocks(2, 1.0, |ch, t| {
+            0.2 * (2.0 * PI * 440.0 * t).sin()
+                + if ch == 0 { 0.2 * (2.0 * PI * 1000.0 * t).sin() } else { 0.0 }
+        });
+        let (out, rate) = run(
+            &AudioProcessing {
+                karaoke: true,
+                ..Default::default()
+            },
+            &input,
+        );
+        let centre = tone_db(&out[0], 440.0, rate);
+        let side = tone_db(&out[0], 1000.0, rate);
+        assert!(centre < -60.0, "centre at {centre:.1} dB");
+        assert!((side - 20.0 * 0.2f32.log10()).abs() < 1.0, "side at {side:.1} dB");
+        let mono = blocks(1, 0.1, sine(440.0, 0.1));
+        let p = AudioProcessing {
+            karaoke: true,
+            ..Default::default()
+        };
+        assert!(matches!(
+            p.output(mono[0].rate(), 1),
+            Err(Error::InvalidOption { option: "karaoke", .. })
+        ));
+    }
+
+    #[test]
+    fn channel_layout_and_sample_rate_conversion() {
+        let input = blocks(2, 1.0, sine(440.0, 0.3));
+        let (out, rate) = run(
+            &AudioProcessing {
+                channels: Some(Channels::Mono),
+                sample_rate: Some(44_100),
+                ..Default::default()
+            },
+            &input,
+        );
+        assert_eq!((out.len(), rate), (1, 44_100));
+        let n = out[0].len() as f32;
+        assert!((n - 44_100.0 * 1024.0 * 46.0 / 48_000.0).abs() < 200.0, "{n} samples");
+        // The tone survives at the same pitch and level.
+        let x = &out[0][2000..];
+        assert!((tone_db(x, 440.0, 44_100) - 20.0 * 0.3f32.log10()).abs() < 1.0);
+        let (up, _) = run(
+            &AudioProcessing {
+                channels: Some(Channels::Stereo),
+                ..Default::default()
+            },
+            &blocks(1, 0.2, sine(440.0, 0.3)),
+        );
+        assert_eq!(up.len(), 2);
+        assert!(matches!(
+            AudioProcessing {
+                sample_rate: Some(12_345),
+                ..Default::default()
+            }
+            .output(RATE, 2),
+            Err(Error::InvalidOption { option: "sample_rate", .. })
+        ));
+    }
+}
