@@ -293,7 +293,14 @@ fn write_sample_entry(out: &mut Vec<u8>, entry: &SampleEntry, track_id: u32) {
             u32be(out, 0);
             // 16.16 fixed point; rates above 65535 Hz do not fit and are written as 0 (the
             // decoder takes the rate from the AudioSpecificConfig).
-            u32be(out, if *sample_rate <= 0xffff { sample_rate << 16 } else { 0 });
+            u32be(
+                out,
+                if *sample_rate <= 0xffff {
+                    sample_rate << 16
+                } else {
+                    0
+                },
+            );
             write_full_box(out, b"esds", 0, 0, |out| {
                 write_descriptor(out, 0x03, |out| {
                     u16be(out, track_id.min(0xffff) as u16); // ES_ID
@@ -436,7 +443,11 @@ mod tests {
         assert_eq!(&b[0].0, b"styp");
         assert_eq!(&b[1].0, b"moof");
         assert_eq!(&b[2].0, b"mdat");
-        assert_eq!(b[2].1, 8 + 150, "mdat size covers the payload sent after the header");
+        assert_eq!(
+            b[2].1,
+            8 + 150,
+            "mdat size covers the payload sent after the header"
+        );
         assert_eq!(b[0].1 + b[1].1 + 8, h.len());
         // data_offset = moof size + mdat header.
         let moof = &h[b[0].1..b[0].1 + b[1].1];
@@ -478,7 +489,10 @@ mod tests {
         })
         .unwrap();
         let b = boxes(&init);
-        assert_eq!(b.iter().map(|b| &b.0).collect::<Vec<_>>(), [b"ftyp", b"moov"]);
+        assert_eq!(
+            b.iter().map(|b| &b.0).collect::<Vec<_>>(),
+            [b"ftyp", b"moov"]
+        );
         assert_eq!(b[0].1 + b[1].1, init.len());
         for needle in [b"mvex", b"trex", b"mp4a", b"esds", b"smhd"] {
             assert!(init.windows(4).any(|w| w == needle), "{needle:?}");

@@ -47,6 +47,13 @@ fn number(value: &str, what: &'static str) -> Result<u64, Error> {
     value.parse().map_err(|_| Error::BadDirective(what))
 }
 
+fn set_once(slot: &mut Option<u64>, value: u64, repeated: &'static str) -> Result<(), Error> {
+    match slot.replace(value) {
+        Some(_) => Err(Error::BadDirective(repeated)),
+        None => Ok(()),
+    }
+}
+
 /// Parses a query string (without the `?`).
 ///
 /// Errors: [`Error::BadDirective`] for a malformed number, an unknown `_HLS_skip` value, a
@@ -64,14 +71,12 @@ pub fn parse(query: Option<&str>) -> Result<Directives, Error> {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
             "_HLS_msn" => {
-                if d.msn.replace(number(value, "_HLS_msn is not a decimal integer")?).is_some() {
-                    return Err(Error::BadDirective("_HLS_msn repeated"));
-                }
+                let n = number(value, "_HLS_msn is not a decimal integer")?;
+                set_once(&mut d.msn, n, "_HLS_msn repeated")?;
             }
             "_HLS_part" => {
-                if d.part.replace(number(value, "_HLS_part is not a decimal integer")?).is_some() {
-                    return Err(Error::BadDirective("_HLS_part repeated"));
-                }
+                let n = number(value, "_HLS_part is not a decimal integer")?;
+                set_once(&mut d.part, n, "_HLS_part repeated")?;
             }
             "_HLS_skip" => {
                 if skip_seen {

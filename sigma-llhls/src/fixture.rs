@@ -18,7 +18,10 @@ pub fn testdata(name: &str) -> Vec<u8> {
 }
 
 pub fn core_testdata(name: &str) -> Bytes {
-    let path = format!("{}/../sigma-core/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../sigma-core/testdata/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
 }
 
@@ -102,7 +105,11 @@ pub fn capture() -> (Arc<StreamInfo>, Vec<Frame>) {
         for i in 1..=count {
             let s = r.read_sample(id, i).unwrap().unwrap();
             let dts = rescale(s.start_time as i64, ts, out_ts);
-            let pts = rescale(s.start_time as i64 + i64::from(s.rendering_offset), ts, out_ts);
+            let pts = rescale(
+                s.start_time as i64 + i64::from(s.rendering_offset),
+                ts,
+                out_ts,
+            );
             let f = Frame::new(tid, dts, pts, s.is_sync, s.bytes);
             frames.push((dts as f64 / f64::from(out_ts), f));
         }
@@ -144,15 +151,20 @@ pub fn read_fragments(media: &[u8]) -> Vec<ReadSample> {
     while c.position() < len {
         let start = c.position();
         let h = BoxHeader::read(&mut c).expect("box header");
-        assert!(h.size >= 8 && start + h.size <= len, "box {:?} size {}", h.name, h.size);
+        assert!(
+            h.size >= 8 && start + h.size <= len,
+            "box {:?} size {}",
+            h.name,
+            h.size
+        );
         match h.name {
             BoxType::MoofBox => {
                 let moof = MoofBox::read_box(&mut c, h.size).expect("moof parses");
                 for traf in &moof.trafs {
                     let mut dts = traf.tfdt.as_ref().expect("tfdt").base_media_decode_time;
                     let trun = traf.trun.as_ref().expect("trun");
-                    let mut at = (start as i64 + i64::from(trun.data_offset.expect("offset")))
-                        as usize;
+                    let mut at =
+                        (start as i64 + i64::from(trun.data_offset.expect("offset"))) as usize;
                     for i in 0..trun.sample_count as usize {
                         let size = trun.sample_sizes[i] as usize;
                         let flags = trun.sample_flags[i];
@@ -177,6 +189,9 @@ pub fn read_fragments(media: &[u8]) -> Vec<ReadSample> {
     out
 }
 
+/// (uri, duration, independent) of an `EXT-X-PART`.
+pub type ParsedPart = (String, f64, bool);
+
 /// A media playlist as the strict test parser understood it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ParsedPlaylist {
@@ -186,9 +201,9 @@ pub struct ParsedPlaylist {
     pub media_sequence: u64,
     pub skipped: u64,
     /// (uri, duration, parts) of complete segments.
-    pub segments: Vec<(String, f64, Vec<(String, f64, bool)>)>,
+    pub segments: Vec<(String, f64, Vec<ParsedPart>)>,
     /// Parts after the last complete segment.
-    pub open_parts: Vec<(String, f64, bool)>,
+    pub open_parts: Vec<ParsedPart>,
     pub preload_hint: Option<String>,
     pub reports: Vec<String>,
     pub maps: Vec<String>,
@@ -202,7 +217,11 @@ pub fn attributes(list: &str) -> Result<Vec<(String, String)>, String> {
     let mut rest = list;
     while !rest.is_empty() {
         let (key, after) = rest.split_once('=').ok_or(format!("no '=' in {rest:?}"))?;
-        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-') {
+        if key.is_empty()
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+        {
             return Err(format!("bad attribute name {key:?}"));
         }
         let (value, after) = if let Some(q) = after.strip_prefix('"') {
@@ -265,7 +284,7 @@ pub fn parse_media_playlist(text: &str) -> Result<ParsedPlaylist, String> {
     let mut pending_inf: Option<f64> = None;
     let mut server_control = None;
     let mut media_started = false;
-    while let Some(line) = lines.next() {
+    for line in lines {
         if line.is_empty() {
             return Err("empty line".into());
         }
@@ -273,15 +292,24 @@ pub fn parse_media_playlist(text: &str) -> Result<ParsedPlaylist, String> {
             if line.starts_with('#') {
                 return Err(format!("EXTINF not followed by a URI: {line}"));
             }
-            p.segments.push((line.to_owned(), d, std::mem::take(&mut parts)));
+            p.segments
+                .push((line.to_owned(), d, std::mem::take(&mut parts)));
             continue;
         }
         let (tag, value) = line.split_once(':').unwrap_or((line, ""));
         let once = |seen: &mut std::collections::HashSet<String>| {
-            if seen.insert(tag.to_owned()) { Ok(()) } else { Err(format!("{tag} repeated")) }
+            if seen.insert(tag.to_owned()) {
+                Ok(())
+            } else {
+                Err(format!("{tag} repeated"))
+            }
         };
         let header = |started: bool| {
-            if started { Err(format!("{tag} after the first segment")) } else { Ok(()) }
+            if started {
+                Err(format!("{tag} after the first segment"))
+            } else {
+                Ok(())
+            }
         };
         match tag {
             "#EXT-X-VERSION" => {
@@ -301,7 +329,9 @@ pub fn parse_media_playlist(text: &str) -> Result<ParsedPlaylist, String> {
             "#EXT-X-DISCONTINUITY-SEQUENCE" => {
                 once(&mut seen)?;
                 header(media_started)?;
-                value.parse::<u64>().map_err(|_| "bad discontinuity sequence")?;
+                value
+                    .parse::<u64>()
+                    .map_err(|_| "bad discontinuity sequence")?;
             }
             "#EXT-X-SERVER-CONTROL" => {
                 once(&mut seen)?;
@@ -315,15 +345,23 @@ pub fn parse_media_playlist(text: &str) -> Result<ParsedPlaylist, String> {
                 once(&mut seen)?;
                 header(media_started)?;
                 let a = attributes(value)?;
-                p.skipped = attr(&a, "SKIPPED-SEGMENTS").ok_or("no SKIPPED-SEGMENTS")?.parse().map_err(|_| "bad skip")?;
+                p.skipped = attr(&a, "SKIPPED-SEGMENTS")
+                    .ok_or("no SKIPPED-SEGMENTS")?
+                    .parse()
+                    .map_err(|_| "bad skip")?;
             }
             "#EXT-X-MAP" => p.maps.push(quoted(attr(&attributes(value)?, "URI"))?),
             "#EXT-X-DISCONTINUITY" => p.discontinuities += 1,
             "#EXT-X-PROGRAM-DATE-TIME" => {
                 let b = value.as_bytes();
                 let ok = b.len() == 24
-                    && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':'
-                    && b[16] == b':' && b[19] == b'.' && b[23] == b'Z';
+                    && b[4] == b'-'
+                    && b[7] == b'-'
+                    && b[10] == b'T'
+                    && b[13] == b':'
+                    && b[16] == b':'
+                    && b[19] == b'.'
+                    && b[23] == b'Z';
                 if !ok {
                     return Err(format!("bad date {value}"));
                 }
@@ -355,7 +393,10 @@ pub fn parse_media_playlist(text: &str) -> Result<ParsedPlaylist, String> {
             }
             "#EXT-X-RENDITION-REPORT" => {
                 let a = attributes(value)?;
-                attr(&a, "LAST-MSN").ok_or("no LAST-MSN")?.parse::<u64>().map_err(|_| "LAST-MSN")?;
+                attr(&a, "LAST-MSN")
+                    .ok_or("no LAST-MSN")?
+                    .parse::<u64>()
+                    .map_err(|_| "LAST-MSN")?;
                 if let Some(lp) = attr(&a, "LAST-PART") {
                     lp.parse::<u64>().map_err(|_| "LAST-PART")?;
                 }
@@ -372,7 +413,11 @@ pub fn parse_media_playlist(text: &str) -> Result<ParsedPlaylist, String> {
         return Err("EXTINF at the end".into());
     }
     p.open_parts = parts;
-    for tag in ["#EXT-X-VERSION", "#EXT-X-TARGETDURATION", "#EXT-X-MEDIA-SEQUENCE"] {
+    for tag in [
+        "#EXT-X-VERSION",
+        "#EXT-X-TARGETDURATION",
+        "#EXT-X-MEDIA-SEQUENCE",
+    ] {
         if !seen.contains(tag) {
             return Err(format!("{tag} missing"));
         }
@@ -397,7 +442,12 @@ pub fn parse_media_playlist(text: &str) -> Result<ParsedPlaylist, String> {
             if phb + 1e-9 < 3.0 * pt {
                 return Err(format!("PART-HOLD-BACK {phb} < 3 x {pt}"));
             }
-            for (uri, d, _) in p.segments.iter().flat_map(|s| s.2.iter()).chain(&p.open_parts) {
+            for (uri, d, _) in p
+                .segments
+                .iter()
+                .flat_map(|s| s.2.iter())
+                .chain(&p.open_parts)
+            {
                 if *d > pt + 1e-9 {
                     return Err(format!("part {uri} of {d} above PART-TARGET {pt}"));
                 }

@@ -267,7 +267,10 @@ fn route<'a>(prefix: &str, path: &'a str) -> Option<Route<'a>> {
         }
         [stream, rendition, epoch, file] => {
             let (stream, rendition, epoch) = (name(stream)?, name(rendition)?, name(epoch)?);
-            if let Some(g) = file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")) {
+            if let Some(g) = file
+                .strip_prefix("init-")
+                .and_then(|f| f.strip_suffix(".mp4"))
+            {
                 return Some(Route::Init {
                     stream,
                     rendition,
@@ -275,7 +278,10 @@ fn route<'a>(prefix: &str, path: &'a str) -> Option<Route<'a>> {
                     generation: decimal(g)?,
                 });
             }
-            if let Some(m) = file.strip_prefix("seg-").and_then(|f| f.strip_suffix(".m4s")) {
+            if let Some(m) = file
+                .strip_prefix("seg-")
+                .and_then(|f| f.strip_suffix(".m4s"))
+            {
                 return Some(Route::Segment {
                     stream,
                     rendition,
@@ -462,5 +468,515 @@ mod tests {
         assert!(!accepts_gzip(&h("gzip;q=0")));
         assert!(!accepts_gzip(&h("br")));
         assert!(!accepts_gzip(&http::HeaderMap::new()));
+    }
+}
+
+/// Request-level tests over loopback TCP: a bus feeds an origin, hyper serves it, a hyper
+/// client asks. Every network wait has a timeout.
+#[cfg(test)]
+mod request_tests {
+    use super::*;
+    use crate::fixture::{self, AUDIO, VIDEO};
+    use crate::{LatencyMode, PublishOptions, Timing};
+    use http_body_util::BodyExt;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use sigma_core::Frame;
+    use sigma_core::bus::{self, Producer, Window};
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+
+    const NET: Duration = Duration::from_secs(20);
+
+    async fn serve(origin: Origin) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let svc = HttpService::new(origin);
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let svc = svc.clone();
+                tokio::spawn(async move {
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    struct Reply {
+        status: StatusCode,
+        headers: http::HeaderMap,
+        body: Bytes,
+    }
+
+    impl Reply {
+        fn text(&self) -> String {
+            String::from_utf8(self.body.to_vec()).unwrap()
+        }
+        fn header(&self, name: &str) -> &str {
+            self.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+        }
+    }
+
+    async fn request(
+        addr: SocketAddr,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        h2: bool,
+    ) -> Reply {
+        tokio::time::timeout(NET, async {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut req = Request::builder()
+                .method(method)
+                .uri(format!("http://{addr}{path}"));
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            let req = req.body(http_body_util::Empty::<Bytes>::new()).unwrap();
+            let resp = if h2 {
+                let (mut s, conn) =
+                    hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                        .await
+                        .unwrap();
+                tokio::spawn(conn);
+                s.send_request(req).await.unwrap()
+            } else {
+                let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                s.send_request(req).await.unwrap()
+            };
+            let (parts, body) = resp.into_parts();
+            let body = body.collect().await.unwrap().to_bytes();
+            Reply {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            }
+        })
+        .await
+        .expect("request timed out")
+    }
+
+    async fn get(addr: SocketAddr, path: &str) -> Reply {
+        request(addr, Method::GET, path, &[], false).await
+    }
+
+    /// A live stream fed by the test: publish, then push frames on demand.
+    struct Live {
+        origin: Origin,
+        addr: SocketAddr,
+        producer: Option<Producer>,
+        frames: std::vec::IntoIter<Frame>,
+        pushed_secs: f64,
+        _publication: crate::Publication,
+    }
+
+    impl Live {
+        async fn start(timing: Timing) -> Live {
+            let origin = Origin::new();
+            let (mut producer, subscriber) = bus::channel(Window {
+                max_groups: 64,
+                max_frames: 1 << 16,
+                max_bytes: 1 << 30,
+            });
+            producer.set_info(fixture::synthetic_info(1));
+            let mut opts = PublishOptions::new(LatencyMode::UltraLow);
+            opts.timing = timing;
+            let publication = origin.publish("s", &subscriber, opts).unwrap();
+            let addr = serve(origin.clone()).await;
+            Live {
+                origin,
+                addr,
+                producer: Some(producer),
+                frames: fixture::synthetic_frames(600, 60).into_iter(),
+                pushed_secs: 0.0,
+                _publication: publication,
+            }
+        }
+
+        /// Pushes frames up to `secs` of media time, optionally paced in real time.
+        async fn push_until(&mut self, secs: f64, paced: bool) {
+            let p = self.producer.as_mut().unwrap();
+            let start = Instant::now();
+            let from = self.pushed_secs;
+            for f in self.frames.by_ref() {
+                let t = if f.track() == VIDEO {
+                    f.dts() as f64 / 90_000.0
+                } else {
+                    f.dts() as f64 / 48_000.0
+                };
+                if paced && t > from {
+                    let due = start + Duration::from_secs_f64(t - from);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                p.push(f).unwrap();
+                self.pushed_secs = t;
+                if t >= secs {
+                    break;
+                }
+            }
+        }
+
+        fn slot(&self, name: &str) -> std::sync::Arc<crate::origin::Slot> {
+            self.origin.stream("s").unwrap().slot(name).unwrap()
+        }
+
+        fn last(&self, name: &str) -> Option<(u64, Option<u32>)> {
+            crate::origin::tests_lock(&self.slot(name)).last()
+        }
+
+        fn epoch(&self) -> String {
+            self.origin.stream("s").unwrap().epoch.clone()
+        }
+
+        /// Waits until the origin has processed everything pushed so far.
+        async fn settle(&self) {
+            let deadline = Instant::now() + NET;
+            let want_msn = |secs: f64| (secs / 2.0).floor() as u64;
+            loop {
+                if let Some((m, _)) = self.last("video") {
+                    if m + 1 >= want_msn(self.pushed_secs) && self.origin.stream("s").is_some() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        return;
+                    }
+                }
+                assert!(Instant::now() < deadline, "origin did not catch up");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+
+    fn ultra_low() -> Timing {
+        LatencyMode::UltraLow.timing()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serves_playlists_segments_and_parts_over_http1_and_h2c() {
+        let mut live = Live::start(ultra_low()).await;
+        live.push_until(9.0, false).await;
+        live.settle().await;
+        let addr = live.addr;
+
+        for h2 in [false, true] {
+            let r = request(addr, Method::GET, "/live/s/index.m3u8", &[], h2).await;
+            assert_eq!(r.status, StatusCode::OK);
+            assert_eq!(r.header("content-type"), PLAYLIST_TYPE);
+            assert_eq!(r.header("access-control-allow-origin"), "*");
+            let t = r.text();
+            assert!(t.contains("CODECS=\"avc1.64001f,mp4a.40.2\""), "{t}");
+            assert!(t.contains("RESOLUTION=1280x720,FRAME-RATE=30.000"), "{t}");
+            assert!(t.contains("AVERAGE-BANDWIDTH="), "{t}");
+            assert!(
+                t.contains("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\""),
+                "{t}"
+            );
+            assert!(t.contains("\nvideo.m3u8\n"), "{t}");
+        }
+
+        let r = get(addr, "/live/s/video.m3u8").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.header("cache-control"), "no-cache");
+        let p = fixture::parse_media_playlist(&r.text()).unwrap();
+        assert_eq!(p.reports, ["audio.m3u8"]);
+        let epoch = live.epoch();
+        assert_eq!(p.maps, [format!("video/{epoch}/init-1.mp4")]);
+
+        let init = get(addr, &format!("/live/s/{}", p.maps[0])).await;
+        assert_eq!(init.status, StatusCode::OK);
+        assert_eq!(init.header("content-type"), "video/mp4");
+        assert_eq!(
+            init.header("cache-control"),
+            "public, max-age=31536000, immutable"
+        );
+        fixture::read_init(&init.body);
+
+        // Every listed segment equals the concatenation of its listed parts, over both HTTP
+        // versions, and holds the samples pushed.
+        let mut media = Vec::new();
+        for (i, (uri, _, parts)) in p.segments.iter().enumerate() {
+            let seg = request(
+                addr,
+                Method::GET,
+                &format!("/live/s/{uri}"),
+                &[],
+                i % 2 == 1,
+            )
+            .await;
+            assert_eq!(seg.status, StatusCode::OK, "{uri}");
+            assert_eq!(seg.header("content-length"), seg.body.len().to_string());
+            if !parts.is_empty() {
+                let mut cat = Vec::new();
+                for (puri, _, _) in parts {
+                    let part = get(addr, &format!("/live/s/{puri}")).await;
+                    assert_eq!(part.status, StatusCode::OK, "{puri}");
+                    cat.extend_from_slice(&part.body);
+                }
+                assert_eq!(cat, seg.body.to_vec(), "{uri}");
+            }
+            media.extend_from_slice(&seg.body);
+        }
+        let samples = fixture::read_fragments(&media);
+        assert!(samples.len() > 100);
+        assert!(samples[0].sync);
+
+        let audio = get(addr, "/live/s/audio.m3u8").await;
+        let pa = fixture::parse_media_playlist(&audio.text()).unwrap();
+        assert_eq!(pa.reports, ["video.m3u8"]);
+        let a0 = get(addr, &format!("/live/s/{}", pa.segments[0].0)).await;
+        assert_eq!(a0.header("content-type"), "audio/mp4");
+
+        // HEAD: headers and length, no body.
+        let h = request(
+            addr,
+            Method::HEAD,
+            &format!("/live/s/{}", p.segments[0].0),
+            &[],
+            false,
+        )
+        .await;
+        assert_eq!(h.status, StatusCode::OK);
+        assert!(h.body.is_empty());
+        assert!(h.header("content-length").parse::<usize>().unwrap() > 1000);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn errors_cors_and_gzip() {
+        let mut live = Live::start(ultra_low()).await;
+        live.push_until(7.0, false).await;
+        live.settle().await;
+        let addr = live.addr;
+        let (msn, part) = live.last("video").unwrap();
+        let part = part.unwrap();
+        let bad = [
+            "_HLS_part=1".to_owned(),
+            "_HLS_msn=abc".to_owned(),
+            "_HLS_skip=maybe".to_owned(),
+            format!("_HLS_msn={}", msn + 3),
+            format!("_HLS_msn={msn}&_HLS_part={}", part + 9),
+        ];
+        for q in &bad {
+            let started = Instant::now();
+            let r = get(addr, &format!("/live/s/video.m3u8?{q}")).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}: {}", r.text());
+            assert!(started.elapsed() < Duration::from_secs(2), "400 at once");
+            assert_eq!(r.header("cache-control"), "no-store");
+        }
+        let epoch = live.epoch();
+        for path in [
+            "/live/nope/video.m3u8".to_owned(),
+            "/live/s/nope.m3u8".to_owned(),
+            "/live/s/../s/video.m3u8".to_owned(),
+            "/live/s/video/../../etc/passwd".to_owned(),
+            "/live/s/video/wrongepoch/seg-0.m4s".to_owned(),
+            format!("/live/s/video/{epoch}/init-7.mp4"),
+            format!("/live/s/video/{epoch}/seg-{}.m4s", msn + 40),
+            "/favicon.ico".to_owned(),
+        ] {
+            assert_eq!(
+                get(addr, &path).await.status,
+                StatusCode::NOT_FOUND,
+                "{path}"
+            );
+        }
+        let r = request(addr, Method::POST, "/live/s/video.m3u8", &[], false).await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+        let r = request(
+            addr,
+            Method::OPTIONS,
+            "/live/s/video.m3u8",
+            &[("origin", "https://x.example")],
+            false,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(r.header("access-control-allow-origin"), "*");
+        assert!(r.header("access-control-allow-methods").contains("GET"));
+
+        let plain = get(addr, "/live/s/video.m3u8").await;
+        let gz = request(
+            addr,
+            Method::GET,
+            "/live/s/video.m3u8",
+            &[("accept-encoding", "gzip")],
+            false,
+        )
+        .await;
+        assert_eq!(gz.header("content-encoding"), "gzip");
+        assert_eq!(gz.header("vary"), "Accept-Encoding");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz.body[..]), &mut text)
+            .unwrap();
+        assert_eq!(text, plain.text());
+        assert!(gz.body.len() < plain.body.len());
+
+        // Delta updates, both spellings.
+        for q in ["_HLS_skip=YES", "_HLS_skip=v2"] {
+            let r = get(addr, &format!("/live/s/video.m3u8?{q}")).await;
+            assert_eq!(r.status, StatusCode::OK);
+            fixture::parse_media_playlist(&r.text()).unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn delta_update_skips_old_segments() {
+        let mut live = Live::start(ultra_low()).await;
+        live.push_until(40.0, false).await;
+        live.settle().await;
+        let full =
+            fixture::parse_media_playlist(&get(live.addr, "/live/s/video.m3u8").await.text())
+                .unwrap();
+        let r = get(live.addr, "/live/s/video.m3u8?_HLS_skip=YES").await;
+        let delta = fixture::parse_media_playlist(&r.text()).unwrap();
+        assert!(delta.skipped > 0);
+        assert_eq!(delta.version, 9);
+        assert_eq!(delta.media_sequence, full.media_sequence);
+        assert_eq!(
+            delta.skipped as usize + delta.segments.len(),
+            full.segments.len()
+        );
+        assert_eq!(delta.segments.last(), full.segments.last());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blocking_reload_waits_for_the_part_then_answers() {
+        let mut live = Live::start(ultra_low()).await;
+        live.push_until(5.0, false).await;
+        live.settle().await;
+        let (msn, part) = live.last("video").unwrap();
+        let next = part.unwrap() + 1;
+        let addr = live.addr;
+        let q = format!("/live/s/video.m3u8?_HLS_msn={msn}&_HLS_part={next}");
+        let waiting = tokio::spawn(async move { get(addr, &q).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "answered before the part existed");
+        live.push_until(live.pushed_secs + 1.0, false).await;
+        let r = waiting.await.unwrap();
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.header("cache-control"), "public, max-age=12");
+        let p = fixture::parse_media_playlist(&r.text()).unwrap();
+        let want = format!("video/{}/part-{msn}.{next}.m4s", live.epoch());
+        let has = p
+            .segments
+            .iter()
+            .flat_map(|s| s.2.iter())
+            .chain(&p.open_parts)
+            .any(|x| x.0 == want);
+        assert!(has, "{want} in\n{}", r.text());
+        // A request for an existing part answers at once; _HLS_msn alone waits for a complete
+        // segment.
+        let r = get(
+            addr,
+            &format!("/live/s/video.m3u8?_HLS_msn={msn}&_HLS_part=0"),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK);
+        let r = get(
+            addr,
+            &format!("/live/s/audio.m3u8?_HLS_msn={}", msn.saturating_sub(1)),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blocking_reload_gives_503_after_three_target_durations() {
+        let timing = Timing {
+            segment_target: Duration::from_secs(1),
+            part_target: Some(Duration::from_millis(250)),
+            playlist_segments: 6,
+        };
+        let mut live = Live::start(timing).await;
+        live.push_until(4.0, false).await;
+        live.settle().await;
+        // The synthetic GOP is 2 s, so the target duration is 2 and the limit 6 s.
+        let (msn, _) = live.last("video").unwrap();
+        let started = Instant::now();
+        let r = get(
+            live.addr,
+            &format!("/live/s/video.m3u8?_HLS_msn={}", msn + 1),
+        )
+        .await;
+        let waited = started.elapsed();
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            waited >= Duration::from_secs(6) && waited < Duration::from_secs(12),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn preload_hint_is_answered_within_one_part_duration_of_completion() {
+        let mut live = Live::start(ultra_low()).await;
+        live.push_until(3.0, false).await;
+        live.settle().await;
+        let addr = live.addr;
+        let p =
+            fixture::parse_media_playlist(&get(addr, "/live/s/video.m3u8").await.text()).unwrap();
+        let hint = p.preload_hint.unwrap();
+        let (msn, part) = live.last("video").unwrap();
+        let hinted = (msn, part.unwrap() + 1);
+        let path = format!("/live/s/{hint}");
+        let waiting = tokio::spawn(async move {
+            let r = get(addr, &path).await;
+            (r, Instant::now())
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished());
+        // Feed in real time and note when the hinted part completes at the origin.
+        let slot = live.slot("video");
+        let watcher = tokio::spawn(async move {
+            loop {
+                let done = crate::origin::tests_lock(&slot)
+                    .part(hinted.0, u64::from(hinted.1))
+                    .is_some();
+                if done {
+                    return Instant::now();
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        });
+        live.push_until(live.pushed_secs + 1.5, true).await;
+        let completed = tokio::time::timeout(NET, watcher).await.unwrap().unwrap();
+        let (r, answered) = waiting.await.unwrap();
+        assert_eq!(r.status, StatusCode::OK);
+        let parts = fixture::read_fragments(&r.body);
+        assert!(!parts.is_empty());
+        // CI-safe margin: one part duration (334 ms); typically well under 5 ms.
+        let delay = answered.saturating_duration_since(completed);
+        assert!(delay < Duration::from_millis(334), "{delay:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn end_of_stream_gets_endlist_and_releases_waiters() {
+        let mut live = Live::start(ultra_low()).await;
+        live.push_until(5.0, false).await;
+        live.settle().await;
+        let (msn, _) = live.last("video").unwrap();
+        let addr = live.addr;
+        let waiting = tokio::spawn(async move {
+            get(addr, &format!("/live/s/video.m3u8?_HLS_msn={}", msn + 1)).await
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        live.producer.take().unwrap().finish();
+        let r = waiting.await.unwrap();
+        assert_eq!(r.status, StatusCode::OK);
+        let p = fixture::parse_media_playlist(&r.text()).unwrap();
+        assert!(p.ended, "{}", r.text());
+        for name in ["video", "audio"] {
+            let t = get(addr, &format!("/live/s/{name}.m3u8")).await.text();
+            assert!(
+                t.ends_with("#EXT-X-ENDLIST\n")
+                    || t.contains("#EXT-X-ENDLIST\n#EXT-X-RENDITION-REPORT"),
+                "{t}"
+            );
+        }
+        let _ = AUDIO;
     }
 }

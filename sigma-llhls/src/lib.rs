@@ -19,9 +19,9 @@
 
 pub mod cmaf;
 pub mod directive;
+mod error;
 #[cfg(test)]
 mod fixture;
-mod error;
 pub mod http;
 mod mode;
 pub mod origin;
@@ -31,5 +31,5 @@ pub mod segmenter;
 pub use error::Error;
 pub use http::HttpService;
 pub use mode::{LatencyMode, Timing};
-pub use origin::{Origin, PublishOptions, Publication};
+pub use origin::{Origin, Publication, PublishOptions};
 pub use segmenter::{Output, Segmenter, SegmenterConfig};

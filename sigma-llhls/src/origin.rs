@@ -193,7 +193,10 @@ fn new_epoch() -> String {
     let t = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    format!("{:x}", t.wrapping_mul(1000) + EPOCHS.fetch_add(1, Ordering::Relaxed) % 1000)
+    format!(
+        "{:x}",
+        t.wrapping_mul(1000) + EPOCHS.fetch_add(1, Ordering::Relaxed) % 1000
+    )
 }
 
 impl Origin {
@@ -281,7 +284,10 @@ impl Origin {
             };
             let mut slots = s.slots.write().unwrap_or_else(|p| p.into_inner());
             if slots.iter().any(|x| x.name == opts.variant) {
-                return Err(Error::AlreadyPublished(format!("{stream}/{}", opts.variant)));
+                return Err(Error::AlreadyPublished(format!(
+                    "{stream}/{}",
+                    opts.variant
+                )));
             }
             if opts.audio && slots.iter().any(|x| x.name == "audio") {
                 return Err(Error::AlreadyPublished(format!("{stream}/audio")));
@@ -326,10 +332,13 @@ impl Origin {
         let timeout = s.block_timeout();
         wait(&s, timeout, || {
             let slots = s.slots();
-            let ready = slots.iter().filter(|x| x.kind == MediaKind::Video).all(|x| {
-                let st = lock(&x.state);
-                st.has_segment() || st.is_ended()
-            });
+            let ready = slots
+                .iter()
+                .filter(|x| x.kind == MediaKind::Video)
+                .all(|x| {
+                    let st = lock(&x.state);
+                    st.has_segment() || st.is_ended()
+                });
             Ok(ready.then(|| render_multivariant(&slots)))
         })
         .await
@@ -586,7 +595,16 @@ fn render_multivariant(slots: &[Arc<Slot>]) -> Bytes {
             })
         })
         .collect();
-    Bytes::from(crate::playlist::render_multivariant(&variants, &audio_media))
+    Bytes::from(crate::playlist::render_multivariant(
+        &variants,
+        &audio_media,
+    ))
+}
+
+/// Locks a slot's rendition (tests).
+#[cfg(test)]
+pub(crate) fn tests_lock(slot: &Slot) -> MutexGuard<'_, Rendition> {
+    lock(&slot.state)
 }
 
 /// The publish task: bus events in, renditions updated, waiters woken.
@@ -611,7 +629,9 @@ async fn run(
     }
     let _ender = Ender(
         stream.clone(),
-        std::iter::once(video.clone()).chain(audio.clone()).collect(),
+        std::iter::once(video.clone())
+            .chain(audio.clone())
+            .collect(),
     );
     while let Some(event) = consumer.recv().await {
         let done = matches!(event, Event::End | Event::Error(_));

@@ -353,10 +353,7 @@ impl Rendition {
         );
         let ahead = (msn as f64 - lm) * per_segment + p as f64 - lp;
         if ahead > limit {
-            return Err(Error::TooFarAhead {
-                msn,
-                part: Some(p),
-            });
+            return Err(Error::TooFarAhead { msn, part: Some(p) });
         }
         Ok(Readiness::Wait)
     }
@@ -496,7 +493,10 @@ impl Rendition {
             v
         };
         let mut map_gen: Option<u64> = None;
-        let shown = self.listed().skip(skipped).zip(total_after.iter().skip(skipped));
+        let shown = self
+            .listed()
+            .skip(skipped)
+            .zip(total_after.iter().skip(skipped));
         for (seg, &after) in shown {
             let parts = part_target.is_some() && self.parts_within(after, 3.0);
             self.render_segment(&mut out, seg, &mut map_gen, parts, true);
@@ -650,7 +650,12 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     /// Video and audio renditions fed from a synthetic stream on a fixed clock.
-    pub(crate) fn fed(mode: LatencyMode, seconds: u32, gop: u32, end: bool) -> (Rendition, Rendition) {
+    pub(crate) fn fed(
+        mode: LatencyMode,
+        seconds: u32,
+        gop: u32,
+        end: bool,
+    ) -> (Rendition, Rendition) {
         let timing = mode.timing();
         let mk = |name: &str| {
             Rendition::new(RenditionConfig {
@@ -670,11 +675,19 @@ mod tests {
                     Output::Part(p) => p.track,
                     Output::SegmentEnd(e) => e.track,
                 };
-                if track == VIDEO { v.push(o) } else if track == AUDIO { a.push(o) }
+                if track == VIDEO {
+                    v.push(o)
+                } else if track == AUDIO {
+                    a.push(o)
+                }
             }
         };
         for f in fixture::synthetic_frames(seconds, gop) {
-            let secs = if f.track() == VIDEO { f.dts() as f64 / 90_000.0 } else { f.dts() as f64 / 48_000.0 };
+            let secs = if f.track() == VIDEO {
+                f.dts() as f64 / 90_000.0
+            } else {
+                f.dts() as f64 / 48_000.0
+            };
             s.push(f, t0 + Duration::from_secs_f64(secs)).unwrap();
             route(&mut s);
         }
@@ -690,7 +703,8 @@ mod tests {
     fn golden(name: &str, text: &str) {
         let path = format!("{}/testdata/golden/{name}", env!("CARGO_MANIFEST_DIR"));
         if std::env::var_os("SIGMA_BLESS").is_some() {
-            std::fs::create_dir_all(format!("{}/testdata/golden", env!("CARGO_MANIFEST_DIR"))).unwrap();
+            std::fs::create_dir_all(format!("{}/testdata/golden", env!("CARGO_MANIFEST_DIR")))
+                .unwrap();
             std::fs::write(&path, text).unwrap();
         }
         let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -703,14 +717,20 @@ mod tests {
             let (v, a) = fed(mode, 95, 60, false);
             let reports = [a.report().unwrap()];
             let text = v.render(RenderOptions::default(), &reports);
-            fixture::parse_media_playlist(&text).unwrap_or_else(|e| panic!("{mode:?}: {e}\n{text}"));
+            fixture::parse_media_playlist(&text)
+                .unwrap_or_else(|e| panic!("{mode:?}: {e}\n{text}"));
             golden(&format!("{}-video.m3u8", mode.name()), &text);
             let text = a.render(RenderOptions::default(), &[v.report().unwrap()]);
-            fixture::parse_media_playlist(&text).unwrap_or_else(|e| panic!("{mode:?}: {e}\n{text}"));
+            fixture::parse_media_playlist(&text)
+                .unwrap_or_else(|e| panic!("{mode:?}: {e}\n{text}"));
             golden(&format!("{}-audio.m3u8", mode.name()), &text);
             let delta = v.render(RenderOptions { skip: true }, &reports);
-            let p = fixture::parse_media_playlist(&delta).unwrap_or_else(|e| panic!("{e}\n{delta}"));
-            assert!(p.skipped > 0, "{mode:?}: a long playlist skips in a delta update");
+            let p =
+                fixture::parse_media_playlist(&delta).unwrap_or_else(|e| panic!("{e}\n{delta}"));
+            assert!(
+                p.skipped > 0,
+                "{mode:?}: a long playlist skips in a delta update"
+            );
             golden(&format!("{}-video-delta.m3u8", mode.name()), &delta);
         }
         let (v, a) = fed(LatencyMode::UltraLow, 9, 60, true);
@@ -723,13 +743,19 @@ mod tests {
     #[test]
     fn ultra_low_playlist_lists_parts_for_three_target_durations() {
         let (v, a) = fed(LatencyMode::UltraLow, 40, 60, false);
-        let p = fixture::parse_media_playlist(&v.render(RenderOptions::default(), &[a.report().unwrap()])).unwrap();
+        let p = fixture::parse_media_playlist(
+            &v.render(RenderOptions::default(), &[a.report().unwrap()]),
+        )
+        .unwrap();
         assert_eq!(p.target_duration, 2);
         assert_eq!(p.segments.len(), 15, "playlist_segments of ultra-low");
         let with_parts = p.segments.iter().filter(|s| !s.2.is_empty()).count();
         // Segments ending within 6 s of the end: the last 3 complete ones.
         assert_eq!(with_parts, 3);
-        assert!(p.segments.iter().rev().take(3).all(|s| s.2[0].2), "first part independent");
+        assert!(
+            p.segments.iter().rev().take(3).all(|s| s.2[0].2),
+            "first part independent"
+        );
         // Parts of older listed segments are still served (3 target durations longer).
         let (msn, _) = v.last().unwrap();
         assert!(v.part(msn - 4, 0).is_some());
@@ -766,13 +792,25 @@ mod tests {
         assert_eq!(v.readiness(msn - 1, Some(99)), Ok(Readiness::Ready));
         assert_eq!(v.readiness(msn + 1, Some(0)), Ok(Readiness::Wait));
         assert_eq!(v.readiness(msn + 2, None), Ok(Readiness::Wait));
-        assert!(matches!(v.readiness(msn + 3, None), Err(Error::TooFarAhead { .. })));
+        assert!(matches!(
+            v.readiness(msn + 3, None),
+            Err(Error::TooFarAhead { .. })
+        ));
         // Advance Part Limit: 3 / 0.334 s = 8.98 parts.
         assert_eq!(v.readiness(msn, Some(part + 8)), Ok(Readiness::Wait));
-        assert!(matches!(v.readiness(msn, Some(part + 9)), Err(Error::TooFarAhead { .. })));
-        assert!(matches!(v.readiness(msn + 2, Some(5)), Err(Error::TooFarAhead { .. })));
+        assert!(matches!(
+            v.readiness(msn, Some(part + 9)),
+            Err(Error::TooFarAhead { .. })
+        ));
+        assert!(matches!(
+            v.readiness(msn + 2, Some(5)),
+            Err(Error::TooFarAhead { .. })
+        ));
         let (n, _) = fed(LatencyMode::Normal, 20, 60, false);
-        assert!(matches!(n.readiness(0, Some(0)), Err(Error::BadDirective(_))));
+        assert!(matches!(
+            n.readiness(0, Some(0)),
+            Err(Error::BadDirective(_))
+        ));
     }
 
     #[test]
@@ -802,7 +840,11 @@ mod tests {
              #EXT-X-STREAM-INF:BANDWIDTH=2500000,AVERAGE-BANDWIDTH=2000000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=30.000,AUDIO=\"audio\"\n\
              video.m3u8\n"
         );
-        for line in text.lines().filter_map(|l| l.split_once(':')).filter(|(t, _)| t.starts_with("#EXT-X-") && *t != "#EXT-X-VERSION") {
+        for line in text
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(t, _)| t.starts_with("#EXT-X-") && *t != "#EXT-X-VERSION")
+        {
             fixture::attributes(line.1).unwrap();
         }
     }

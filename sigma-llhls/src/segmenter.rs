@@ -268,7 +268,9 @@ impl TrackState {
                 codec: info.codec().clone(),
                 config,
                 init_generation: generation,
-                part_ticks: cfg.part_target.map_or(i64::MAX / 4, |p| ticks(p, ts).max(1)),
+                part_ticks: cfg
+                    .part_target
+                    .map_or(i64::MAX / 4, |p| ticks(p, ts).max(1)),
                 segment_ticks: ticks(cfg.segment_target, ts).max(1),
                 jump_ticks: ticks(cfg.max_timestamp_jump, ts).max(1),
                 offset: None,
@@ -292,9 +294,7 @@ impl TrackState {
         let offset = *self.offset.get_or_insert(if dts < 0 { -dts } else { 0 });
         let out = dts.saturating_add(offset);
         match self.last_dts {
-            Some(last)
-                if out <= last || out.saturating_sub(last) > self.jump_ticks || out < 0 =>
-            {
+            Some(last) if out <= last || out.saturating_sub(last) > self.jump_ticks || out < 0 => {
                 let step = if self.last_duration > 0 {
                     self.last_duration
                 } else {
@@ -696,7 +696,10 @@ impl Segmenter {
     fn close_all(&mut self, discontinuity: bool) -> Result<(), Error> {
         self.release_audio(true)?;
         self.boundaries.clear();
-        for t in [self.video.as_mut(), self.audio.as_mut()].into_iter().flatten() {
+        for t in [self.video.as_mut(), self.audio.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             t.flush(&mut self.out)?;
             if discontinuity && t.last_dts.is_some() {
                 t.discontinuity_next = true;
@@ -766,7 +769,8 @@ mod tests {
         let mut r = Run::default();
         s.set_info(info).unwrap();
         for (i, f) in frames.iter().enumerate() {
-            s.push(f.clone(), UNIX_EPOCH + Duration::from_millis(i as u64)).unwrap();
+            s.push(f.clone(), UNIX_EPOCH + Duration::from_millis(i as u64))
+                .unwrap();
             r.take(&mut s);
         }
         s.finish().unwrap();
@@ -792,8 +796,14 @@ mod tests {
                 CodecConfig::H264(h) => {
                     let avc1 = stsd.avc1.as_ref().expect("avc1");
                     assert_eq!(u32::from(avc1.width), h.width());
-                    assert_eq!(avc1.avcc.sequence_parameter_sets[0].bytes, h.sps()[0].to_vec());
-                    assert_eq!(avc1.avcc.picture_parameter_sets[0].bytes, h.pps()[0].to_vec());
+                    assert_eq!(
+                        avc1.avcc.sequence_parameter_sets[0].bytes,
+                        h.sps()[0].to_vec()
+                    );
+                    assert_eq!(
+                        avc1.avcc.picture_parameter_sets[0].bytes,
+                        h.pps()[0].to_vec()
+                    );
                 }
                 CodecConfig::Aac(a) => {
                     let mp4a = stsd.mp4a.as_ref().expect("mp4a");
@@ -814,7 +824,11 @@ mod tests {
                 assert_eq!(i64::from(g.cto), w.composition_offset(), "sample {i} cto");
                 assert_eq!(g.sync, w.is_keyframe(), "sample {i} sync");
                 if let Some(next) = want.get(i + 1) {
-                    assert_eq!(i64::from(g.duration), next.dts() - w.dts(), "sample {i} dur");
+                    assert_eq!(
+                        i64::from(g.duration),
+                        next.dts() - w.dts(),
+                        "sample {i} dur"
+                    );
                 }
             }
         }
@@ -830,7 +844,10 @@ mod tests {
         let ctos: std::collections::BTreeSet<i32> = got.iter().map(|s| s.cto).collect();
         assert!(ctos.len() >= 3, "offsets {ctos:?}");
         // Presentation order recovered from dts + cto is a permutation of a regular grid.
-        let mut pts: Vec<i64> = got.iter().map(|s| s.dts as i64 + i64::from(s.cto)).collect();
+        let mut pts: Vec<i64> = got
+            .iter()
+            .map(|s| s.dts as i64 + i64::from(s.cto))
+            .collect();
         pts.sort();
         for w in pts.windows(2) {
             assert_eq!(w[1] - w[0], 3000, "30 fps presentation grid");
@@ -846,7 +863,11 @@ mod tests {
             .arg(path)
             .output()
             .expect("ffprobe runs (scripts/install-deps installs it)");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout)
             .unwrap()
             .lines()
@@ -876,16 +897,16 @@ mod tests {
                 }
             }
             assert!(track == AUDIO || n > 1, "a segment of several parts");
-            let (a, b) = (dir.join(format!("seg{track}.mp4")), dir.join(format!("parts{track}.mp4")));
+            let (a, b) = (
+                dir.join(format!("seg{track}.mp4")),
+                dir.join(format!("parts{track}.mp4")),
+            );
             std::fs::write(&a, &whole).unwrap();
             std::fs::write(&b, &parts).unwrap();
             let (pa, pb) = (ffprobe_packets(&a), ffprobe_packets(&b));
             assert!(pa.len() > 10, "{pa:?}");
             assert_eq!(pa, pb);
-            let want = frames
-                .iter()
-                .filter(|f| f.track() == track)
-                .count();
+            let want = frames.iter().filter(|f| f.track() == track).count();
             // The whole stream decodes to as many packets as were pushed.
             let mut all = init.to_vec();
             for s in segments.values() {
@@ -927,7 +948,9 @@ mod tests {
                 if let Some(t) = target {
                     assert!(p.duration as i64 <= t, "part {} > target {t}", p.duration);
                 }
-                if seg_parts.len() as u32 == ends.iter().find(|x| x.msn == p.msn).map_or(0, |x| x.parts) {
+                if seg_parts.len() as u32
+                    == ends.iter().find(|x| x.msn == p.msn).map_or(0, |x| x.parts)
+                {
                     let end = e.next().unwrap();
                     assert_eq!(end.msn, p.msn);
                     let total: u64 = seg_parts.iter().map(|p| p.duration).sum();
@@ -943,17 +966,27 @@ mod tests {
                     }
                     if track == VIDEO {
                         let first = &seg_parts[0];
-                        assert!(first.independent, "segment {} starts with a keyframe", end.msn);
+                        assert!(
+                            first.independent,
+                            "segment {} starts with a keyframe",
+                            end.msn
+                        );
                     }
                     seg_parts.clear();
                 }
             }
             assert!(seg_parts.is_empty(), "every segment ended");
-            assert_eq!(samples, frames.iter().filter(|f| f.track() == track).count());
+            assert_eq!(
+                samples,
+                frames.iter().filter(|f| f.track() == track).count()
+            );
             // Payloads in order, none lost.
             let got: Vec<&Bytes> = parts.iter().flat_map(|p| p.payload.iter()).collect();
-            let want: Vec<&Bytes> =
-                frames.iter().filter(|f| f.track() == track).map(|f| f.data()).collect();
+            let want: Vec<&Bytes> = frames
+                .iter()
+                .filter(|f| f.track() == track)
+                .map(|f| f.data())
+                .collect();
             assert!(got == want, "track {track} payload order");
         }
     }
@@ -989,7 +1022,10 @@ mod tests {
             let as_ = a.iter().find(|p| p.index == 0 && p.msn == vs.msn).unwrap();
             let vt = vs.start as f64 / 90_000.0;
             let at = as_.start as f64 / 48_000.0;
-            assert!(at >= vt - 1e-9 && at - vt < 1024.0 / 48_000.0, "{vt} vs {at}");
+            assert!(
+                at >= vt - 1e-9 && at - vt < 1024.0 / 48_000.0,
+                "{vt} vs {at}"
+            );
         }
     }
 
@@ -1008,8 +1044,9 @@ mod tests {
         s.set_info(fixture::synthetic_info(1)).unwrap();
         r.take(&mut s);
         assert_eq!(r.inits.len(), 2);
-        let v = sigma_core::H264Config::from_avcc(fixture::core_testdata("x264_baseline_360p25.avcc"))
-            .unwrap();
+        let v =
+            sigma_core::H264Config::from_avcc(fixture::core_testdata("x264_baseline_360p25.avcc"))
+                .unwrap();
         let old = fixture::synthetic_info(1);
         let info = StreamInfo::new(
             2,
@@ -1063,7 +1100,11 @@ mod tests {
         check_rules(&r, &cfg, &frames);
         for parts in r.parts.values() {
             for w in parts.windows(2) {
-                assert_eq!(w[0].start + w[0].duration, w[1].start, "continuous timeline");
+                assert_eq!(
+                    w[0].start + w[0].duration,
+                    w[1].start,
+                    "continuous timeline"
+                );
             }
         }
     }
@@ -1072,7 +1113,10 @@ mod tests {
     fn unknown_tracks_are_errors_not_panics() {
         let mut s = Segmenter::new(ultra_low());
         let f = Frame::new(TrackId(9), 0, 0, true, Bytes::new());
-        assert_eq!(s.push(f.clone(), UNIX_EPOCH), Err(Error::UnknownTrack(TrackId(9))));
+        assert_eq!(
+            s.push(f.clone(), UNIX_EPOCH),
+            Err(Error::UnknownTrack(TrackId(9)))
+        );
         s.set_info(fixture::synthetic_info(1)).unwrap();
         assert_eq!(s.push(f, UNIX_EPOCH), Err(Error::UnknownTrack(TrackId(9))));
     }
@@ -1130,7 +1174,13 @@ mod tests {
                             frames.push(vi.next().unwrap());
                         }
                         _ if at90 < end => {
-                            frames.push(Frame::new(AUDIO, at, at, true, Bytes::from(format!("a{a}"))));
+                            frames.push(Frame::new(
+                                AUDIO,
+                                at,
+                                at,
+                                true,
+                                Bytes::from(format!("a{a}")),
+                            ));
                             a += 1;
                         }
                         _ => break,
