@@ -857,3 +857,68 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod property_tests {
+    use super::*;
+    use crate::fixture::{self, VIDEO};
+    use crate::segmenter::{Segmenter, SegmenterConfig};
+    use crate::{LatencyMode, Output};
+    use proptest::prelude::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// Whatever the input, every playlist rendered along the way parses strictly, and media
+        /// sequence numbers only grow.
+        #[test]
+        fn playlists_always_parse(
+            frames in fixture::arb_stream(),
+            mode in prop::sample::select(vec![LatencyMode::Normal, LatencyMode::Low, LatencyMode::UltraLow]),
+            breaks in prop::collection::vec(0usize..2000, 0..3),
+            render_every in 5usize..60,
+        ) {
+            let timing = Timing { playlist_segments: 4, ..mode.timing() };
+            let mk = |name: &str| Rendition::new(RenditionConfig {
+                name: name.into(),
+                uri_prefix: format!("{name}/e/"),
+                timing,
+            });
+            let (mut v, mut a) = (mk("video"), mk("audio"));
+            let mut s = Segmenter::new(SegmenterConfig::from_timing(timing));
+            s.set_info(fixture::synthetic_info(1)).unwrap();
+            let (mut last_seq, mut last_msn) = ([0u64; 2], [0u64; 2]);
+            for (i, f) in frames.into_iter().enumerate() {
+                if breaks.contains(&i) {
+                    s.discontinuity().unwrap();
+                }
+                s.push(f, UNIX_EPOCH + Duration::from_millis(i as u64 * 10)).unwrap();
+                while let Some(o) = s.pull() {
+                    let t = match &o {
+                        Output::Init(x) => x.track,
+                        Output::Part(x) => x.track,
+                        Output::SegmentEnd(x) => x.track,
+                    };
+                    if t == VIDEO { v.push(o) } else { a.push(o) }
+                }
+                if i % render_every == 0 {
+                    for (k, (r, other)) in [(&v, &a), (&a, &v)].into_iter().enumerate() {
+                        let reports: Vec<_> = other.report().into_iter().collect();
+                        for skip in [false, true] {
+                            let text = r.render(RenderOptions { skip }, &reports);
+                            let p = fixture::parse_media_playlist(&text)
+                                .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+                            prop_assert!(p.media_sequence >= last_seq[k]);
+                            last_seq[k] = p.media_sequence;
+                        }
+                        if let Some((m, _)) = r.last() {
+                            prop_assert!(m >= last_msn[k]);
+                            last_msn[k] = m;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1121,80 +1121,11 @@ mod tests {
         assert_eq!(s.push(f, UNIX_EPOCH), Err(Error::UnknownTrack(TrackId(9))));
     }
 
-    /// A random stream: GOPs of random length, optional B-frames, timestamp jitter, audio
-    /// interleaved early or late.
-    fn arb_stream() -> impl Strategy<Value = Vec<Frame>> {
-        (
-            prop::collection::vec(10u32..80, 1..8),
-            prop::sample::select(vec![2000i64, 3000, 3600, 3754]),
-            0i64..200,
-            any::<bool>(),
-            -20_000i64..20_000,
-            any::<u64>(),
-        )
-            .prop_map(|(gops, step, jitter, bframes, audio_lead, seed)| {
-                let mut rng = seed | 1;
-                let mut next = move |m: i64| {
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
-                    (rng % (m.max(1) as u64)) as i64
-                };
-                let mut video = Vec::new();
-                let mut t = 0i64;
-                let mut n = 0u32;
-                for g in gops {
-                    for i in 0..g {
-                        let pts = if bframes && i > 0 {
-                            // Reorder pairs: pts runs one frame ahead/behind of dts.
-                            if i % 2 == 1 { t + 2 * step } else { t }
-                        } else {
-                            t + if bframes { step } else { 0 }
-                        };
-                        video.push(Frame::new(
-                            VIDEO,
-                            t,
-                            pts,
-                            i == 0,
-                            Bytes::from(format!("v{n}")),
-                        ));
-                        n += 1;
-                        t += step + next(2 * jitter + 1) - jitter;
-                    }
-                }
-                let end = t;
-                let mut frames = Vec::new();
-                let mut a = 0i64;
-                let mut vi = video.into_iter().peekable();
-                loop {
-                    let at = a * 1024;
-                    let at90 = sigma_core::time::rescale(at, 48_000, 90_000) - audio_lead;
-                    match vi.peek() {
-                        Some(v) if v.dts() <= at90 || at90 >= end => {
-                            frames.push(vi.next().unwrap());
-                        }
-                        _ if at90 < end => {
-                            frames.push(Frame::new(
-                                AUDIO,
-                                at,
-                                at,
-                                true,
-                                Bytes::from(format!("a{a}")),
-                            ));
-                            a += 1;
-                        }
-                        _ => break,
-                    }
-                }
-                frames
-            })
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
         #[test]
-        fn random_streams_follow_the_rules(frames in arb_stream()) {
+        fn random_streams_follow_the_rules(frames in fixture::arb_stream()) {
             let cfg = ultra_low();
             let r = run(cfg, fixture::synthetic_info(1), &frames);
             check_rules(&r, &cfg, &frames);
