@@ -520,21 +520,7 @@ mod tests {
     const BLACK: u8 = 16;
     const WHITE: u8 = 235;
 
-    /// A YUV 4:2:0 picture whose luma is `luma(x, y)` and chroma neutral.
-    fn picture(w: u32, h: u32, pts: i64, key: bool, luma: impl Fn(u32, u32) -> u8) -> Picture {
-        let mut f = ff::frame::Video::new(ff::format::Pixel::YUV420P, w, h);
-        let stride = f.stride(0);
-        let y = f.data_mut(0);
-        for row in 0..h {
-            for col in 0..w {
-                y[row as usize * stride + col as usize] = luma(col, row);
-            }
-        }
-        for plane in 1..3 {
-            f.data_mut(plane).fill(128);
-        }
-        Picture::new(f, pts, key)
-    }
+    use crate::fixture::picture;
 
     /// Black with a white 2x2 marker at (`mx`, `my`).
     fn marker(w: u32, h: u32, mx: u32, my: u32) -> Picture {

@@ -353,3 +353,35 @@ pub fn psnr(distorted: &Path, reference: &Path) -> f64 {
         .parse()
         .unwrap()
 }
+
+/// A YUV 4:2:0 picture whose luma is `luma(x, y)` and chroma neutral.
+pub fn picture(
+    w: u32,
+    h: u32,
+    pts: i64,
+    key: bool,
+    luma: impl Fn(u32, u32) -> u8,
+) -> crate::decode::Picture {
+    let mut f = ffmpeg_next::frame::Video::new(ffmpeg_next::format::Pixel::YUV420P, w, h);
+    let stride = f.stride(0);
+    let y = f.data_mut(0);
+    for row in 0..h {
+        for col in 0..w {
+            y[row as usize * stride + col as usize] = luma(col, row);
+        }
+    }
+    for plane in 1..3 {
+        f.data_mut(plane).fill(128);
+    }
+    crate::decode::Picture::new(f, pts, key)
+}
+
+/// A moving picture with detail: frame `i` of a scrolling pattern with per-frame noise.
+pub fn moving_picture(w: u32, h: u32, i: i64, key: bool) -> crate::decode::Picture {
+    picture(w, h, i * 3000, key, move |x, y| {
+        let v = (x as i64 * 3 + y as i64 * 2 + i * 5) as u32;
+        let n = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503) ^ (i as u32).wrapping_mul(97))
+            >> 27;
+        ((v % 200) + 16 + n) as u8
+    })
+}

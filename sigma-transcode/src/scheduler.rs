@@ -382,7 +382,7 @@ impl Transcoder {
 
         let mut rung_senders = Vec::new();
         for planned in &plan.renditions {
-            let (encoder, track) = open_video_encoder(planned, video_timescale)?;
+            let (encoder, track) = open_video_encoder(planned, video_timescale, h264.frame_rate())?;
             let info = make_info(track)?;
             let (mut prod, sub) = bus::channel(options.window);
             prod.set_info(info.clone());
@@ -594,10 +594,14 @@ type VideoEncoder = std::convert::Infallible;
 fn open_video_encoder(
     planned: &Planned,
     timescale: u32,
+    source_fps: Option<f64>,
 ) -> Result<(VideoEncoder, TrackInfo), Error> {
     let mut settings = planned.rendition.video.clone();
     if let Some(fr) = planned.rendition.frame_rate {
         settings.frame_rate = fr;
+    } else if let Some(fps) = source_fps.filter(|f| (1.0..=240.0).contains(f)) {
+        // The source's rate, to a thousandth (29.97 → 29970/1000).
+        settings.frame_rate = crate::filter::Ratio::new((fps * 1000.0).round() as u32, 1000);
     }
     let enc = crate::encode::H264Encoder::new(
         &settings,
@@ -615,7 +619,11 @@ fn open_video_encoder(
 }
 
 #[cfg(not(feature = "x264"))]
-fn open_video_encoder(_: &Planned, _: u32) -> Result<(VideoEncoder, TrackInfo), Error> {
+fn open_video_encoder(
+    _: &Planned,
+    _: u32,
+    _: Option<f64>,
+) -> Result<(VideoEncoder, TrackInfo), Error> {
     Err(Error::FeatureDisabled("x264"))
 }
 

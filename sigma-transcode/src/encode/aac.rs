@@ -90,6 +90,17 @@ impl AacEncoder {
         &self.config
     }
 
+    /// The encoder's look-ahead in samples: the first frame starts this long before the first
+    /// input sample.
+    pub fn delay(&self) -> u32 {
+        self.delay
+    }
+
+    /// Samples per frame at the input rate.
+    pub fn frame_length(&self) -> u32 {
+        self.frame_length
+    }
+
     /// Sample rate (the output track's timescale).
     pub fn rate(&self) -> u32 {
         self.rate

@@ -152,7 +152,9 @@ impl H264Encoder {
         p.0.i_width = width as i32;
         p.0.i_height = height as i32;
         p.0.i_csp = sys::X264_CSP_I420 as i32;
-        p.0.b_vfr_input = 1;
+        // With variable-frame-rate input x264 holds one picture back to learn its duration; the
+        // ultra-low-latency mode cannot afford it and rate-controls on the nominal frame rate.
+        p.0.b_vfr_input = i32::from(!settings.zerolatency);
         p.0.i_timebase_num = 1;
         p.0.i_timebase_den = timescale;
         p.apply_profile(settings.profile)?;
@@ -324,6 +326,12 @@ impl H264Encoder {
     /// The next encoded frame, if any.
     pub fn pull(&mut self) -> Option<Frame> {
         self.out.pop_front()
+    }
+
+    /// Pictures x264 holds (lookahead, B-frames, frame threads).
+    pub fn delayed(&self) -> usize {
+        // SAFETY: `self.raw` is open.
+        unsafe { sys::x264_encoder_delayed_frames(self.raw.0) }.max(0) as usize
     }
 
     /// Pictures pushed so far.

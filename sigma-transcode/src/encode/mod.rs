@@ -168,3 +168,203 @@ impl Default for AacSettings {
         }
     }
 }
+
+#[cfg(all(test, feature = "x264", feature = "fdk-aac"))]
+mod tests {
+    use super::*;
+    use crate::Error;
+    use crate::audio::{AudioFilter, AudioInput, AudioProcessing, Channels};
+    use crate::decode::{AudioBlock, AudioDecoder, DecoderOptions, VideoDecoder};
+    use crate::fixture::moving_picture;
+    use sigma_core::{Frame, TrackId};
+
+    fn encode(settings: &H264Settings, n: i64, keys: &[i64]) -> (H264Encoder, Vec<Frame>) {
+        let mut e = H264Encoder::new(settings, 320, 180, 90_000, TrackId(1)).unwrap();
+        let mut out = Vec::new();
+        for i in 0..n {
+            let key = i == 0 || keys.contains(&i);
+            e.push(&moving_picture(320, 180, i, key), key).unwrap();
+            while let Some(f) = e.pull() {
+                out.push(f);
+            }
+        }
+        e.finish().unwrap();
+        while let Some(f) = e.pull() {
+            out.push(f);
+        }
+        (e, out)
+    }
+
+    fn decoded_count(e: &H264Encoder, frames: &[Frame]) -> usize {
+        let mut d = VideoDecoder::new(e.config(), 90_000, 1, DecoderOptions { threads: 1 }).unwrap();
+        let mut n = 0;
+        for f in frames {
+            d.push(f).unwrap();
+            while d.pull().unwrap().is_some() {
+                n += 1;
+            }
+        }
+        d.finish().unwrap();
+        while d.pull().unwrap().is_some() {
+            n += 1;
+        }
+        n
+    }
+
+    #[test]
+    fn profiles_and_bframes() {
+        for (profile, idc) in [(Profile::Baseline, 66), (Profile::Main, 77), (Profile::High, 100)] {
+            let s = H264Settings {
+                profile,
+                bitrate_kbps: 400,
+                ..H264Settings::default()
+            };
+            let (e, frames) = encode(&s, 30, &[]);
+            assert_eq!(e.config().profile_idc(), idc, "{profile:?}");
+            assert_eq!(e.config().nal_length_size(), 4);
+            assert_eq!((e.config().width(), e.config().height()), (320, 180));
+            assert_eq!(frames.len(), 30);
+            assert_eq!(decoded_count(&e, &frames), 30, "{profile:?} decodes");
+            let reordered = frames.iter().any(|f| f.pts() != f.dts());
+            assert_eq!(reordered, profile != Profile::Baseline, "{profile:?} B-frames");
+            assert!(frames.windows(2).all(|w| w[0].dts() < w[1].dts()));
+        }
+    }
+
+    #[test]
+    fn keyframes_exactly_where_forced() {
+        let (_, frames) = encode(&H264Settings::default(), 90, &[17, 45, 46, 80]);
+        let mut keys: Vec<i64> = frames
+            .iter()
+            .filter(|f| f.is_keyframe())
+            .map(|f| f.pts() / 3000)
+            .collect();
+        keys.sort();
+        assert_eq!(keys, [0, 17, 45, 46, 80]);
+    }
+
+    #[test]
+    fn zerolatency_emits_each_frame_at_once() {
+        let s = H264Settings {
+            zerolatency: true,
+            preset: Preset::Ultrafast,
+            ..H264Settings::default()
+        };
+        let mut e = H264Encoder::new(&s, 320, 180, 90_000, TrackId(1)).unwrap();
+        for i in 0..10 {
+            e.push(&moving_picture(320, 180, i, i == 0), i == 0).unwrap();
+            let f = e.pull().unwrap_or_else(|| panic!("no frame for picture {i}, {} delayed", e.delayed()));
+            assert_eq!((f.pts(), f.dts()), (i * 3000, i * 3000));
+            assert!(e.pull().is_none());
+        }
+    }
+
+    #[test]
+    fn cbr_spends_the_bitrate() {
+        let s = H264Settings {
+            rate_control: RateControl::Cbr,
+            bitrate_kbps: 300,
+            ..H264Settings::default()
+        };
+        let (_, frames) = encode(&s, 120, &[60]);
+        let kbps = frames.iter().map(|f| f.len()).sum::<usize>() as f64 * 8.0 / 4.0 / 1000.0;
+        assert!((kbps - 300.0).abs() < 30.0, "{kbps:.0} kbit/s");
+    }
+
+    #[test]
+    fn bad_settings_and_pictures_are_errors() {
+        let s = H264Settings {
+            bitrate_kbps: 0,
+            ..H264Settings::default()
+        };
+        assert!(matches!(
+            H264Encoder::new(&s, 320, 180, 90_000, TrackId(1)),
+            Err(Error::InvalidOption { .. })
+        ));
+        assert!(H264Encoder::new(&H264Settings::default(), 321, 180, 90_000, TrackId(1)).is_err());
+        let mut e = H264Encoder::new(&H264Settings::default(), 320, 180, 90_000, TrackId(1)).unwrap();
+        assert!(matches!(
+            e.push(&moving_picture(160, 90, 0, true), true),
+            Err(Error::Encode { .. })
+        ));
+    }
+
+    /// Encodes 1 s of a 440 Hz stereo tone at 48 kHz and decodes it back.
+    fn aac_round_trip(profile: AacProfile, bitrate: u32) -> (AacEncoder, usize, Vec<f32>) {
+        use ffmpeg_next as ff;
+        let mut enc =
+            AacEncoder::new(&AacSettings { profile, bitrate }, 48_000, Channels::Stereo, TrackId(2))
+                .unwrap();
+        let mut filter = None;
+        let mut frames = Vec::new();
+        for b in 0..47 {
+            let mut f = ff::frame::Audio::new(
+                ff::format::Sample::F32(ff::format::sample::Type::Planar),
+                1024,
+                ff::ChannelLayout::STEREO,
+            );
+            f.set_rate(48_000);
+            for ch in 0..2 {
+                for (i, v) in f.plane_mut::<f32>(ch).iter_mut().enumerate().take(1024) {
+                    let t = (b * 1024 + i) as f32 / 48_000.0;
+                    *v = 0.25 * (2.0 * std::f32::consts::PI * 440.0 * t).sin();
+                }
+            }
+            let block = AudioBlock::new(f, b as i64 * 1024);
+            let g = filter.get_or_insert_with(|| {
+                AudioFilter::new(
+                    &AudioProcessing::default(),
+                    AudioInput {
+                        rate: 48_000,
+                        channels: 2,
+                        format: block.frame.format(),
+                        timescale: 48_000,
+                    },
+                    0,
+                )
+                .unwrap()
+            });
+            g.push(&block).unwrap();
+            while let Some(s16) = g.pull().unwrap() {
+                enc.push(&s16).unwrap();
+            }
+        }
+        enc.finish().unwrap();
+        while let Some(f) = enc.pull() {
+            frames.push(f);
+        }
+        let mut dec = AudioDecoder::new(enc.config(), 48_000, 2).unwrap();
+        let mut left = Vec::new();
+        for f in &frames {
+            dec.push(f).unwrap();
+            while let Some(b) = dec.pull().unwrap() {
+                left.extend(b.channel_f32(0));
+            }
+        }
+        (enc, frames.len(), left)
+    }
+
+    #[test]
+    fn aac_lc_round_trip() {
+        let (enc, n, left) = aac_round_trip(AacProfile::Lc, 128_000);
+        assert_eq!(enc.config().object_type(), 2);
+        assert_eq!((enc.config().sample_rate(), enc.config().channels()), (48_000, 2));
+        // 47 blocks of 1024 samples plus the encoder's priming, all flushed.
+        assert_eq!(n as u32, (47 * 1024 + enc.delay()).div_ceil(1024), "delay {}", enc.delay());
+        let mid = &left[10_000..40_000];
+        let rms = (mid.iter().map(|v| v * v).sum::<f32>() / mid.len() as f32).sqrt();
+        assert!((rms - 0.25 / 2f32.sqrt()).abs() < 0.02, "rms {rms}");
+    }
+
+    #[test]
+    fn he_aac_round_trip() {
+        let (enc, n, left) = aac_round_trip(AacProfile::HeAac, 48_000);
+        let c = enc.config();
+        assert!(c.object_type() == 5 || c.output_sample_rate() == 2 * c.sample_rate(), "{c:?}");
+        assert_eq!(c.output_sample_rate(), 48_000);
+        assert!(n >= 20, "{n} frames");
+        let mid = &left[left.len() / 4..left.len() * 3 / 4];
+        let rms = (mid.iter().map(|v| v * v).sum::<f32>() / mid.len() as f32).sqrt();
+        assert!((rms - 0.25 / 2f32.sqrt()).abs() < 0.04, "rms {rms}");
+    }
+}
