@@ -2,5 +2,6 @@
 pub mod amf0;
 pub mod chunk;
 mod error;
+pub mod flv;
 pub mod handshake;
 pub use error::Error;
