@@ -558,6 +558,12 @@ impl Transcoder {
     /// Ends the source: drains the decoder, filters and encoders, ends every rendition stream
     /// and waits for the threads.
     pub fn finish(mut self) -> Result<(), Error> {
+        if self.dropped > 0 {
+            self.events.send(TranscodeEvent::SourceDropped {
+                frames: std::mem::take(&mut self.dropped),
+                cause: DropCause::Overload,
+            });
+        }
         self.video = None;
         self.audio = None;
         self.audio_copy.clear();
@@ -1206,5 +1212,264 @@ mod tests {
     #[test]
     fn ladder_from_gstreamer_x264enc() {
         ladder_matches_source("gst", &fixture::gst_source(), 30.0);
+    }
+}
+
+#[cfg(all(test, feature = "x264", feature = "fdk-aac"))]
+mod ladder_tests {
+    use super::tests::transcode;
+    use super::*;
+    use crate::encode::{AacProfile, AacSettings, Preset};
+    use crate::filter::Rotation;
+    use crate::fixture::{self, Source};
+    use crate::ladder::{Conditions, Rendition};
+
+    /// The first `seconds` of the ffmpeg-made source.
+    fn short_source(seconds: f64) -> Source {
+        let src = fixture::read_mp4(&fixture::ffmpeg_source());
+        let frames = src
+            .frames
+            .iter()
+            .filter(|f| {
+                let ts = src.info.track(f.track()).unwrap().timescale();
+                (f.dts() as f64) < seconds * f64::from(ts)
+            })
+            .cloned()
+            .collect();
+        Source {
+            info: src.info,
+            frames,
+        }
+    }
+
+    fn video_pts(frames: &[Frame]) -> (Vec<i64>, Vec<i64>) {
+        let mut all: Vec<i64> = frames
+            .iter()
+            .filter(|f| f.track() == TrackId(1))
+            .map(|f| f.pts())
+            .collect();
+        let mut keys: Vec<i64> = frames
+            .iter()
+            .filter(|f| f.track() == TrackId(1) && f.is_keyframe())
+            .map(|f| f.pts())
+            .collect();
+        all.sort();
+        keys.sort();
+        (all, keys)
+    }
+
+    #[test]
+    fn a_1080p_rung_is_skipped_for_a_720p_source() {
+        let src = short_source(1.0);
+        let mut ladder = Ladder::default_ladder();
+        let mut top = ladder.renditions[0].clone();
+        top.name = "1080p".into();
+        top.height = 1080;
+        top.video.bitrate_kbps = 5000;
+        ladder.renditions.insert(0, top);
+        let (mut t, outputs) = Transcoder::new(&ladder, &src.info, Options::default()).unwrap();
+        let names: Vec<_> = outputs.renditions.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["720p", "480p", "360p"]);
+        assert_eq!(outputs.skipped.len(), 1);
+        assert_eq!(outputs.skipped[0].name, "1080p");
+        let reason = outputs.skipped[0].reason.to_string();
+        assert_eq!(reason, "source is 1280x720; 1920x1080 would upscale");
+        assert_eq!(
+            outputs.events.try_recv().unwrap(),
+            TranscodeEvent::RenditionSkipped {
+                name: "1080p".into(),
+                reason: outputs.skipped[0].reason,
+            }
+        );
+        // The rendition infos carry the encoders' real configuration.
+        let CodecConfig::H264(c) = outputs.renditions[1].info.primary_video().unwrap().codec()
+        else {
+            panic!()
+        };
+        assert_eq!((c.width(), c.height(), c.profile_idc()), (854, 480, 77));
+        for f in &src.frames {
+            t.push(f.clone());
+        }
+        t.finish().unwrap();
+    }
+
+    #[test]
+    fn overload_drops_at_the_source_and_keeps_renditions_aligned() {
+        let src = short_source(3.0);
+        let mut ladder = Ladder::default_ladder();
+        for r in &mut ladder.renditions {
+            r.video.preset = Preset::Slow;
+        }
+        let options = Options {
+            input_queue: 2,
+            rendition_queue: 1,
+            overload: Overload::Drop,
+            window: Window {
+                max_groups: 1000,
+                max_frames: 100_000,
+                max_bytes: 1 << 30,
+            },
+            ..Options::default()
+        };
+        let (mut t, outputs) = Transcoder::new(&ladder, &src.info, options).unwrap();
+        let mut consumers: Vec<_> =
+            outputs.renditions.iter().map(|r| r.subscriber.subscribe()).collect();
+        // Three times faster than real time (a stand-in for a CPU that cannot keep up).
+        for f in &src.frames {
+            if f.track() == TrackId(1) {
+                std::thread::sleep(std::time::Duration::from_millis(11));
+            }
+            t.push(f.clone());
+        }
+        t.finish().unwrap();
+        let events: Vec<_> = outputs.events.try_iter().collect();
+        let dropped: u64 = events
+            .iter()
+            .filter_map(|e| match e {
+                TranscodeEvent::SourceDropped {
+                    frames,
+                    cause: DropCause::Overload,
+                } => Some(*frames),
+                _ => None,
+            })
+            .sum();
+        assert!(dropped > 0, "{events:?}");
+        let mut seen = Vec::new();
+        for c in &mut consumers {
+            let mut frames = Vec::new();
+            loop {
+                match c.pull() {
+                    Some(bus::Event::Frame(f)) => frames.push(f),
+                    Some(bus::Event::Info(_)) => {}
+                    Some(bus::Event::End) => break,
+                    other => panic!("{other:?}"),
+                }
+            }
+            seen.push(video_pts(&frames));
+        }
+        let total = src.video().count();
+        let (all, keys) = &seen[0];
+        assert!(all.len() < total, "{} of {total} pictures encoded", all.len());
+        assert!(!keys.is_empty() && keys[0] == all[0], "starts with a keyframe");
+        for s in &seen[1..] {
+            assert_eq!(s, &seen[0], "every rendition dropped the same pictures");
+        }
+    }
+
+    #[test]
+    fn attached_to_a_bus_with_passthrough_he_aac_and_fixed_cadence() {
+        let src = short_source(3.0);
+        let mut ladder = Ladder::default_ladder();
+        ladder.renditions.truncate(2);
+        ladder.passthrough = true;
+        ladder.keyframes = KeyframePolicy::Every { seconds: 1.0 };
+        ladder.audio = AudioPlan::Encode {
+            settings: AacSettings {
+                profile: AacProfile::HeAac,
+                bitrate: 48_000,
+            },
+            processing: crate::audio::AudioProcessing::default(),
+        };
+        let window = Window {
+            max_groups: 1000,
+            max_frames: 100_000,
+            max_bytes: 1 << 30,
+        };
+        let (mut producer, subscriber) = bus::channel(window);
+        producer.set_info(src.info.clone());
+        // The first GOP goes in before attaching (a late joiner starts at the newest GOP).
+        let second_key = src
+            .frames
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.track() == TrackId(1) && f.is_keyframe())
+            .nth(1)
+            .map(|(i, _)| i)
+            .unwrap();
+        for f in &src.frames[..second_key] {
+            producer.push(f.clone()).unwrap();
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let options = Options {
+            overload: Overload::Block,
+            window,
+            ..Options::default()
+        };
+        let attached = rt
+            .block_on(attach(&ladder, &subscriber, options))
+            .unwrap();
+        let mut consumers: Vec<_> = attached
+            .outputs
+            .renditions
+            .iter()
+            .map(|r| r.subscriber.subscribe())
+            .collect();
+        for f in &src.frames[second_key..] {
+            producer.push(f.clone()).unwrap();
+        }
+        producer.finish();
+        attached.pump.join().unwrap().unwrap();
+        let names: Vec<_> = attached.outputs.renditions.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["source", "720p", "480p"]);
+        let first = src.video().map(|f| f.pts()).min().unwrap();
+        for (r, c) in attached.outputs.renditions.iter().zip(&mut consumers) {
+            let audio = r.info.tracks().iter().find(|t| t.kind() == MediaKind::Audio).unwrap();
+            let CodecConfig::Aac(a) = audio.codec() else { panic!() };
+            assert_eq!(a.output_sample_rate(), 48_000, "{a:?}");
+            assert!(a.object_type() == 5 || a.sample_rate() == 24_000, "{a:?}");
+            let mut frames = Vec::new();
+            loop {
+                match c.pull() {
+                    Some(bus::Event::Frame(f)) => frames.push(f),
+                    Some(bus::Event::Info(_)) => {}
+                    Some(bus::Event::End) => break,
+                    other => panic!("{}: {other:?}", r.name),
+                }
+            }
+            let (all, keys) = video_pts(&frames);
+            assert_eq!(all.len(), src.video().count(), "{}", r.name);
+            let audio_frames = frames.iter().filter(|f| f.track() == TrackId(2)).count();
+            assert!(audio_frames > 40, "{}: {audio_frames} HE-AAC frames", r.name);
+            if r.name == "source" {
+                // Passthrough: the very same payloads, not copies.
+                for (out, inp) in frames.iter().filter(|f| f.track() == TrackId(1)).zip(src.video()) {
+                    assert_eq!(out.data().as_ptr(), inp.data().as_ptr());
+                }
+            } else {
+                let last = *all.last().unwrap();
+                let want: Vec<i64> = (0..)
+                    .map(|s| first + s * 90_000)
+                    .take_while(|&k| k <= last)
+                    .collect();
+                assert!(want.len() >= 3);
+                assert_eq!(keys, want, "{}: a GOP every second", r.name);
+            }
+        }
+    }
+
+    #[test]
+    fn shared_processing_rotates_before_the_renditions() {
+        let src = short_source(0.5);
+        let mut ladder = Ladder::default_ladder();
+        ladder.processing.rotate = Some(Rotation::Clockwise90);
+        ladder.renditions = vec![Rendition {
+            name: "portrait".into(),
+            height: 640,
+            width: None,
+            frame_rate: None,
+            video: crate::encode::H264Settings {
+                bitrate_kbps: 800,
+                ..Default::default()
+            },
+            conditions: Conditions::default(),
+        }];
+        let (outs, _) = transcode(&ladder, &src);
+        assert_eq!(outs[0].0.size, Size { width: 360, height: 640 });
+        let dir = fixture::tmp_dir();
+        let file = dir.join("portrait.flv");
+        fixture::write_flv(&file, &outs[0].0.info, &outs[0].1);
+        let probe = fixture::probe_video(&file);
+        assert_eq!(probe.len(), src.video().count());
+        assert!(probe.iter().all(|p| (p.width, p.height) == (360, 640)));
     }
 }
