@@ -787,7 +787,7 @@ mod tests {
         let e = decode_all(&data, AmfLimits::default()).unwrap_err();
         assert!(matches!(e, Error::AmfTooDeep { limit: 32, .. }), "{e}");
         // And arbitrarily deep input cannot overflow the stack.
-        let deep = vec![STRICT_ARRAY, 0, 0, 0, 1].repeat(100_000);
+        let deep = [STRICT_ARRAY, 0, 0, 0, 1].repeat(100_000);
         assert!(matches!(
             decode_all(&deep, AmfLimits::default()),
             Err(Error::AmfTooDeep { .. })

@@ -138,6 +138,9 @@ pub struct ChunkDecoder {
     /// Bytes consumed so far, for error positions.
     pos: u64,
     buffered: usize,
+    /// The chunk whose payload is being read: chunk stream id and bytes left in the chunk.
+    current: Option<(u32, usize)>,
+    zero_copy_max: usize,
 }
 
 impl ChunkDecoder {
@@ -149,7 +152,16 @@ impl ChunkDecoder {
             streams: HashMap::new(),
             pos: 0,
             buffered: 0,
+            current: None,
+            zero_copy_max: 64 << 10,
         }
+    }
+
+    /// Single-chunk messages up to `n` bytes are waited for whole and cut out of the input
+    /// without a copy; larger ones are copied into their message buffer as bytes arrive, so
+    /// the input buffer never needs to hold more than about `n` bytes. Default 64 KiB.
+    pub fn set_zero_copy_max(&mut self, n: usize) {
+        self.zero_copy_max = n;
     }
 
     /// The chunk size the peer currently uses.
@@ -206,6 +218,9 @@ impl ChunkDecoder {
                 if let Some(st) = self.streams.get_mut(&csid)
                     && st.partial.take().is_some()
                 {
+                    if self.current.is_some_and(|(c, _)| c == csid) {
+                        self.current = None;
+                    }
                     self.buffered = self.buffered.saturating_sub(st.len as usize);
                 }
             }
@@ -214,7 +229,50 @@ impl ChunkDecoder {
         Ok(())
     }
 
+    /// Copies what is available of the chunk payload in progress into its message.
+    fn continue_payload(&mut self, input: &mut BytesMut) -> Result<Step, Error> {
+        let Some((csid, left)) = self.current else {
+            return Ok(Step::Continue);
+        };
+        let n = left.min(input.len());
+        if n == 0 {
+            return Ok(Step::NeedMore);
+        }
+        let Some(st) = self.streams.get_mut(&csid) else {
+            self.current = None;
+            return Ok(Step::Continue);
+        };
+        let Some(buf) = st.partial.as_mut() else {
+            self.current = None;
+            return Ok(Step::Continue);
+        };
+        buf.extend_from_slice(&input[..n]);
+        input.advance(n);
+        self.pos += n as u64;
+        self.current = (left > n).then_some((csid, left - n));
+        if buf.len() < st.len as usize {
+            return Ok(if self.current.is_some() {
+                Step::NeedMore
+            } else {
+                Step::Continue
+            });
+        }
+        self.current = None;
+        let payload = st.partial.take().map(BytesMut::freeze).unwrap_or_default();
+        self.buffered = self.buffered.saturating_sub(st.len as usize);
+        Ok(Step::Message(Message {
+            csid,
+            timestamp: st.timestamp,
+            type_id: st.type_id,
+            stream_id: st.stream_id,
+            payload,
+        }))
+    }
+
     fn decode_chunk(&mut self, input: &mut BytesMut) -> Result<Step, Error> {
+        if self.current.is_some() {
+            return self.continue_payload(input);
+        }
         let pos = self.pos;
         let Some(&b0) = input.first() else {
             return Ok(Step::NeedMore);
@@ -293,8 +351,7 @@ impl ChunkDecoder {
             if fmt == 3 && continuing {
                 // Continuation chunk: the spec repeats the extended timestamp here, but some
                 // encoders omit it; accept it only when it matches the one of this message.
-                let expect = st.delta;
-                if e == expect {
+                if e == st.delta {
                     at += 4;
                 }
             } else {
@@ -308,49 +365,34 @@ impl ChunkDecoder {
             ));
         }
 
-        if !continuing {
-            // First chunk of a message: work out its header.
-            let field = ext_value.unwrap_or(ts_field);
-            if len > self.limits.max_message_len {
-                return Err(Error::MessageTooLarge {
-                    len,
-                    limit: self.limits.max_message_len,
-                    csid,
-                    pos,
-                });
-            }
-            let this_len = len.min(self.chunk_size) as usize;
-            let needed = at + this_len;
-            if input.len() < needed {
-                return Ok(Step::NeedMore);
-            }
-            // Commit the header.
-            let timestamp = if fmt == 0 {
-                field
-            } else {
-                st.timestamp.wrapping_add(field)
+        if continuing {
+            let Some(buf) = st.partial.as_ref() else {
+                return Err(bad("continuation without a message in progress"));
             };
-            if fmt < 3 {
-                st.extended = extended;
-            }
-            st.delta = field;
-            st.timestamp = timestamp;
-            st.len = len;
-            st.type_id = type_id;
-            st.stream_id = stream_id;
-            st.has_header = true;
+            let this_len = (st.len as usize - buf.len()).min(self.chunk_size as usize);
             input.advance(at);
-            self.pos += (at + this_len) as u64;
-            if this_len == len as usize {
-                let payload = input.split_to(this_len).freeze();
-                return Ok(Step::Message(Message {
-                    csid,
-                    timestamp,
-                    type_id,
-                    stream_id,
-                    payload,
-                }));
-            }
+            self.pos += at as u64;
+            self.current = Some((csid, this_len));
+            return self.continue_payload(input);
+        }
+
+        // First chunk of a message: work out its header.
+        let field = ext_value.unwrap_or(ts_field);
+        if len > self.limits.max_message_len {
+            return Err(Error::MessageTooLarge {
+                len,
+                limit: self.limits.max_message_len,
+                csid,
+                pos,
+            });
+        }
+        let this_len = len.min(self.chunk_size) as usize;
+        let whole = this_len == len as usize;
+        if whole && this_len <= self.zero_copy_max && input.len() < at + this_len {
+            // Wait for the whole single-chunk message so it can be cut out without a copy.
+            return Ok(Step::NeedMore);
+        }
+        if !whole || this_len > self.zero_copy_max {
             let would = self.buffered + len as usize;
             if would > self.limits.max_buffered_bytes {
                 return Err(Error::MemoryLimit {
@@ -360,39 +402,39 @@ impl ChunkDecoder {
                     pos,
                 });
             }
-            let mut buf = BytesMut::with_capacity(len as usize);
-            buf.extend_from_slice(&input[..this_len]);
-            input.advance(this_len);
-            self.buffered = would;
-            st.partial = Some(buf);
-            return Ok(Step::Continue);
         }
-
-        // Continuation chunk.
-        let Some(buf) = st.partial.as_mut() else {
-            return Err(bad("continuation without a message in progress"));
+        // Commit the header.
+        let timestamp = if fmt == 0 {
+            field
+        } else {
+            st.timestamp.wrapping_add(field)
         };
-        let remaining = st.len as usize - buf.len();
-        let this_len = remaining.min(self.chunk_size as usize);
-        if input.len() < at + this_len {
-            return Ok(Step::NeedMore);
+        if fmt < 3 {
+            st.extended = extended;
         }
+        st.delta = field;
+        st.timestamp = timestamp;
+        st.len = len;
+        st.type_id = type_id;
+        st.stream_id = stream_id;
+        st.has_header = true;
         input.advance(at);
-        buf.extend_from_slice(&input[..this_len]);
-        input.advance(this_len);
-        self.pos += (at + this_len) as u64;
-        if buf.len() < st.len as usize {
-            return Ok(Step::Continue);
+        self.pos += at as u64;
+        if whole && input.len() >= this_len {
+            self.pos += this_len as u64;
+            let payload = input.split_to(this_len).freeze();
+            return Ok(Step::Message(Message {
+                csid,
+                timestamp,
+                type_id,
+                stream_id,
+                payload,
+            }));
         }
-        let payload = st.partial.take().map(BytesMut::freeze).unwrap_or_default();
-        self.buffered -= (st.len as usize).min(self.buffered);
-        Ok(Step::Message(Message {
-            csid,
-            timestamp: st.timestamp,
-            type_id: st.type_id,
-            stream_id: st.stream_id,
-            payload,
-        }))
+        self.buffered += len as usize;
+        st.partial = Some(BytesMut::with_capacity(len as usize));
+        self.current = Some((csid, this_len));
+        self.continue_payload(input)
     }
 }
 
@@ -1017,6 +1059,7 @@ mod tests {
             chunk_size in prop_oneof![1u32..16, 16u32..300, Just(128u32), 300u32..70_000],
             order in prop::collection::vec(0usize..24, 0..200),
             cuts in prop::collection::vec(1usize..500, 1..50),
+            zero_copy_max in prop_oneof![Just(0usize), Just(100usize), Just(64usize << 10)],
         ) {
             let mut enc = ChunkEncoder::new();
             let mut out = BytesMut::new();
@@ -1038,6 +1081,7 @@ mod tests {
             flush(&mut enc, &mut batch, &mut out, &mut expected);
 
             let mut dec = ChunkDecoder::new(ChunkLimits { max_chunk_size: 0x7FFF_FFFF, ..ChunkLimits::default() });
+            dec.set_zero_copy_max(zero_copy_max);
             let mut input = BytesMut::new();
             let mut got = Vec::new();
             let mut rest = &out[..];
@@ -1071,12 +1115,7 @@ mod tests {
         fn garbage_is_an_error_or_nothing(data in prop::collection::vec(any::<u8>(), 0..2000)) {
             let mut dec = ChunkDecoder::new(ChunkLimits::default());
             let mut input = BytesMut::from(&data[..]);
-            loop {
-                match dec.decode(&mut input) {
-                    Ok(Some(_)) => continue,
-                    Ok(None) | Err(_) => break,
-                }
-            }
+            while let Ok(Some(_)) = dec.decode(&mut input) {}
             prop_assert!(dec.buffered() <= ChunkLimits::default().max_buffered_bytes);
         }
     }

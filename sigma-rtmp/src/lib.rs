@@ -5,5 +5,7 @@ pub mod client;
 mod error;
 pub mod flv;
 pub mod handshake;
+pub mod publisher;
+pub mod server;
 pub mod session;
 pub use error::Error;

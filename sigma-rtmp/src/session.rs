@@ -97,10 +97,12 @@ pub(crate) struct Connection {
 
 impl Connection {
     pub(crate) fn new(config: SessionConfig, handshake: Handshake, now: Instant) -> Self {
+        let mut decoder = ChunkDecoder::new(config.chunk);
+        decoder.set_zero_copy_max(config.max_input_buffer.saturating_sub(32));
         Connection {
             config,
             handshake,
-            decoder: ChunkDecoder::new(config.chunk),
+            decoder,
             encoder: ChunkEncoder::new(),
             input: BytesMut::with_capacity(64 << 10),
             out: BytesMut::new(),
