@@ -2,49 +2,29 @@
 //! flags, merged in that order (later wins).
 
 use serde::Deserialize;
+use sigma_llhls::LatencyMode;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 /// The configuration used when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../assets/sigma.toml");
 
-/// A latency mode, as written in configuration and on stream keys (`?latency=ultra-low`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Latency {
-    /// 6 s segments, ~20 s latency.
-    Normal,
-    /// 1–2 s segments without parts, ~4–6 s.
-    Low,
-    /// LL-HLS parts, ≤ 1.5 s glass-to-glass target.
-    UltraLow,
+/// Parses a latency mode name (`normal`, `low`, `ultra-low`) with an error that lists them.
+pub fn parse_latency(name: &str) -> Result<LatencyMode, String> {
+    LatencyMode::from_name(name)
+        .ok_or_else(|| format!("unknown latency mode {name:?} (expected normal, low or ultra-low)"))
 }
 
-impl Latency {
-    /// The name used in configuration, URLs and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Latency::Normal => "normal",
-            Latency::Low => "low",
-            Latency::UltraLow => "ultra-low",
-        }
-    }
+fn deserialize_latency<'de, D: serde::Deserializer<'de>>(d: D) -> Result<LatencyMode, D::Error> {
+    let name = String::deserialize(d)?;
+    parse_latency(&name).map_err(serde::de::Error::custom)
 }
 
-impl FromStr for Latency {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "normal" => Ok(Latency::Normal),
-            "low" => Ok(Latency::Low),
-            "ultra-low" | "ultralow" | "ultra_low" => Ok(Latency::UltraLow),
-            other => Err(format!(
-                "unknown latency mode {other:?} (expected normal, low or ultra-low)"
-            )),
-        }
-    }
+fn deserialize_opt_latency<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<LatencyMode>, D::Error> {
+    deserialize_latency(d).map(Some)
 }
 
 /// Server-wide settings (`[server]`).
@@ -58,10 +38,14 @@ pub struct ServerSection {
     /// Directory for recordings and other files.
     pub data_dir: PathBuf,
     /// Default latency mode.
-    pub latency: Latency,
+    #[serde(deserialize_with = "deserialize_latency")]
+    pub latency: LatencyMode,
     /// How long a dropped publisher may take to come back.
     #[serde(with = "humantime_serde")]
     pub grace_period: Duration,
+    /// How long ended playlists stay readable before they are dropped.
+    #[serde(with = "humantime_serde")]
+    pub ended_retention: Duration,
 }
 
 /// One RTMP application (`[[app]]`).
@@ -74,8 +58,8 @@ pub struct AppSection {
     #[serde(default)]
     pub stream_keys: Vec<String>,
     /// This application's default latency mode (else the server's).
-    #[serde(default)]
-    pub latency: Option<Latency>,
+    #[serde(default, deserialize_with = "deserialize_opt_latency")]
+    pub latency: Option<LatencyMode>,
 }
 
 /// The whole configuration.
@@ -101,9 +85,9 @@ pub struct Overrides {
     /// Directory for recordings and other files.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Default latency mode for streams that do not choose one.
-    #[arg(long, value_enum)]
-    pub latency: Option<Latency>,
+    /// Default latency mode for streams that do not choose one: normal, low or ultra-low.
+    #[arg(long, value_parser = parse_latency)]
+    pub latency: Option<LatencyMode>,
     /// Grace period for a dropped publisher, e.g. 10s or 1m.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub grace_period: Option<Duration>,
@@ -231,14 +215,14 @@ mod tests {
     fn flags_override_the_file() {
         let o = Overrides {
             rtmp_listen: Some("127.0.0.1:1999".parse().unwrap()),
-            latency: Some(Latency::UltraLow),
+            latency: Some(LatencyMode::UltraLow),
             grace_period: Some(Duration::from_secs(3)),
             ..Overrides::default()
         };
         let c = Config::load(None, &o).unwrap();
         assert_eq!(c.server.rtmp_listen, "127.0.0.1:1999".parse().unwrap());
         assert_eq!(c.server.http_listen.port(), 8080, "untouched");
-        assert_eq!(c.server.latency, Latency::UltraLow);
+        assert_eq!(c.server.latency, LatencyMode::UltraLow);
         assert_eq!(c.server.grace_period, Duration::from_secs(3));
     }
 
@@ -251,7 +235,7 @@ mod tests {
         let c = Config::parse(&text, "test").unwrap();
         let app = c.app("live").unwrap();
         assert_eq!(app.stream_keys, ["k1", "k2"]);
-        assert_eq!(app.latency, Some(Latency::UltraLow));
+        assert_eq!(app.latency, Some(LatencyMode::UltraLow));
     }
 
     #[test]
@@ -280,9 +264,9 @@ mod tests {
 
     #[test]
     fn latency_names() {
-        for l in [Latency::Normal, Latency::Low, Latency::UltraLow] {
-            assert_eq!(l.as_str().parse::<Latency>(), Ok(l));
+        for l in [LatencyMode::Normal, LatencyMode::Low, LatencyMode::UltraLow] {
+            assert_eq!(parse_latency(l.name()), Ok(l));
         }
-        assert!("fast".parse::<Latency>().is_err());
+        assert!(parse_latency("fast").unwrap_err().contains("ultra-low"));
     }
 }

@@ -2,4 +2,6 @@
 //! the player page. The daemons stay thin; media logic lives in the stage crates.
 
 pub mod config;
+pub mod registry;
 pub mod relay;
+pub mod server;

@@ -8,11 +8,12 @@
 //!
 //! Forwarding clones `Frame`s, which shares their payloads: nothing is copied.
 
-use sigma_core::bus::{self, Event, Producer, Subscriber, Window};
+use sigma_core::bus::{self, Consumer, Event, Producer, Subscriber, Window};
 use sigma_core::time::rescale;
 use sigma_core::{Frame, StreamInfo, TrackId};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -22,16 +23,36 @@ const MICROS: u32 = 1_000_000;
 const RESUME_GAP_US: i64 = 100_000;
 
 /// Handle to a running relay: hands it the next publisher's bus.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RelayHandle {
-    next: mpsc::Sender<Subscriber>,
+    next: mpsc::Sender<Consumer>,
+    connected: Arc<AtomicBool>,
 }
 
 impl RelayHandle {
-    /// Hands over a new publisher's bus. Fails if the relay has already ended the stream (the
-    /// grace period ran out), in which case the caller starts a new stream.
-    pub async fn resume(&self, publisher: Subscriber) -> Result<(), Subscriber> {
-        self.next.send(publisher).await.map_err(|e| e.0)
+    /// Claims the stream for a new publisher: true if no publisher is connected now (the caller
+    /// must then [`resume`](Self::resume)), false if one is.
+    pub fn claim(&self) -> bool {
+        self.connected
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Whether a publisher is connected (or claimed) now.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// Hands over a new publisher's bus after a successful [`claim`](Self::claim). Fails if
+    /// the relay has already ended the stream (the grace period ran out), in which case the
+    /// caller starts a new stream.
+    pub fn resume(&self, publisher: Consumer) -> Result<(), Consumer> {
+        self.next.try_send(publisher).map_err(|e| {
+            self.connected.store(false, Ordering::Release);
+            match e {
+                mpsc::error::TrySendError::Full(s) | mpsc::error::TrySendError::Closed(s) => s,
+            }
+        })
     }
 }
 
@@ -46,11 +67,12 @@ pub struct RelaySummary {
     pub lost: u64,
 }
 
-/// Starts a relay for a stream whose first publisher writes into `first`. Returns the stream's
+/// Starts a relay for a stream whose first publisher writes into the bus `first` reads.
+/// Consumers are made by the caller before the publisher starts, so nothing is missed. Returns the stream's
 /// long-lived bus (for the packager), the handle for later publishers, and the task's join
 /// handle, which yields a summary when the stream ends.
 pub fn spawn(
-    first: Subscriber,
+    first: Consumer,
     window: Window,
     grace: Duration,
 ) -> (
@@ -60,8 +82,16 @@ pub fn spawn(
 ) {
     let (producer, stream) = bus::channel(window);
     let (tx, rx) = mpsc::channel(1);
-    let task = tokio::spawn(run(first, producer, rx, grace));
-    (stream, RelayHandle { next: tx }, task)
+    let connected = Arc::new(AtomicBool::new(true));
+    let task = tokio::spawn(run(first, producer, rx, grace, connected.clone()));
+    (
+        stream,
+        RelayHandle {
+            next: tx,
+            connected,
+        },
+        task,
+    )
 }
 
 struct Continuity {
@@ -105,10 +135,11 @@ impl Continuity {
 }
 
 async fn run(
-    first: Subscriber,
+    first: Consumer,
     mut out: Producer,
-    mut next: mpsc::Receiver<Subscriber>,
+    mut next: mpsc::Receiver<Consumer>,
     grace: Duration,
+    connected: Arc<AtomicBool>,
 ) -> RelaySummary {
     let mut summary = RelaySummary {
         publishers: 0,
@@ -121,11 +152,9 @@ async fn run(
         offset_us: None,
     };
     let mut publisher = Some(first);
-    while let Some(sub) = publisher.take() {
+    while let Some(mut consumer) = publisher.take() {
         summary.publishers += 1;
         state.offset_us = None;
-        let mut consumer = sub.subscribe();
-        drop(sub);
         let mut info: Option<Arc<StreamInfo>> = None;
         while let Some(event) = consumer.recv().await {
             match event {
@@ -158,6 +187,7 @@ async fn run(
             }
         }
         // The publisher is gone: wait for the next one within the grace period.
+        connected.store(false, Ordering::Release);
         publisher = match tokio::time::timeout(grace, next.recv()).await {
             Ok(Some(sub)) => Some(sub),
             Ok(None) | Err(_) => None,
@@ -240,12 +270,22 @@ mod tests {
     #[tokio::test]
     async fn resumed_publisher_continues_with_new_generation_and_later_timestamps() {
         let (mut p1, s1) = bus::channel(Window::default());
-        let (stream, handle, task) = spawn(s1, Window::default(), Duration::from_secs(5));
+        let (stream, handle, task) =
+            spawn(s1.subscribe(), Window::default(), Duration::from_secs(5));
         let mut out = stream.subscribe();
         publish_one_second(&mut p1);
         p1.finish();
+        // The first publisher is gone once the relay has drained it.
+        for _ in 0..100 {
+            if !handle.is_connected() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(handle.claim(), "stream free for the next publisher");
+        assert!(!handle.claim(), "and claimed only once");
         let (mut p2, s2) = bus::channel(Window::default());
-        handle.resume(s2).await.unwrap();
+        handle.resume(s2.subscribe()).unwrap();
         tokio::task::yield_now().await;
         publish_one_second(&mut p2);
         p2.finish();
@@ -290,7 +330,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn stream_ends_when_grace_period_passes() {
         let (mut p1, s1) = bus::channel(Window::default());
-        let (stream, handle, task) = spawn(s1, Window::default(), Duration::from_secs(10));
+        let (stream, handle, task) =
+            spawn(s1.subscribe(), Window::default(), Duration::from_secs(10));
         let mut out = stream.subscribe();
         publish_one_second(&mut p1);
         p1.finish();
@@ -300,6 +341,8 @@ mod tests {
         assert!(matches!(events.last(), Some(Event::End)));
         // A publisher arriving after the grace period is refused: it starts a new stream.
         let (_p2, s2) = bus::channel(Window::default());
-        assert!(handle.resume(s2).await.is_err());
+        assert!(handle.claim());
+        assert!(handle.resume(s2.subscribe()).is_err());
+        assert!(!handle.is_connected());
     }
 }

@@ -1,18 +1,117 @@
 //! `sigma-server`: RTMP in, LL-HLS out.
 //!
-//! The full server arrives with issue 5 (it needs the RTMP and LL-HLS stages). Until then this
-//! binary says what it will do, so the README's start command already works end to end.
+//! With no arguments it runs on the embedded default configuration (RTMP on :1935, HTTP on
+//! :8080, data under ./sigma-data); `--config FILE` loads a TOML file and flags override both.
+//! Logs go to stderr (`RUST_LOG` filters them, default `info`). SIGINT or SIGTERM shuts down
+//! cleanly: publishers are closed and playlists end.
 
-fn main() {
+use clap::Parser;
+use sigma_examples::config::{Config, Overrides};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Sigma live-streaming server: publish RTMP, play Low-Latency HLS.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// TOML configuration file (see examples/assets/sigma.toml); else the embedded default.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    overrides: Overrides,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match Config::load(cli.config.as_deref(), &cli.overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sigma-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sigma-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(config))
+}
+
+async fn run(config: Config) -> ExitCode {
+    if let Err(e) = std::fs::create_dir_all(&config.server.data_dir) {
+        eprintln!(
+            "sigma-server: cannot create data dir {}: {e}",
+            config.server.data_dir.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let apps: Vec<String> = config.apps.iter().map(|a| a.name.clone()).collect();
+    let running = match sigma_examples::server::start(config).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sigma-server: cannot listen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let host = |a: std::net::SocketAddr| {
+        if a.ip().is_unspecified() {
+            format!("127.0.0.1:{}", a.port())
+        } else {
+            a.to_string()
+        }
+    };
+    let app = apps.first().map_or("live", String::as_str);
+    println!("sigma-server {} ready", env!("CARGO_PKG_VERSION"));
     println!(
-        "sigma-server {} (sigma-core {})",
-        env!("CARGO_PKG_VERSION"),
-        sigma_core::VERSION
+        "  publish:  rtmp://{}/{app}/STREAM   (add ?latency=ultra-low|low|normal)",
+        host(running.rtmp_addr)
     );
-    println!("This build has no ingest or packaging stages yet (see docs/architecture.md).");
     println!(
-        "When they land, with no arguments it will listen for RTMP on :1935 and HTTP on :8080,"
+        "  play:     http://{}/{app}/STREAM/index.m3u8",
+        host(running.http_addr)
     );
-    println!("  publish: rtmp://127.0.0.1:1935/live/STREAM");
-    println!("  play:    http://127.0.0.1:8080/live/STREAM/index.m3u8");
+    println!(
+        "  player:   http://{}/player/STREAM",
+        host(running.http_addr)
+    );
+    println!("  health:   http://{}/healthz", host(running.http_addr));
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

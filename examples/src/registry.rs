@@ -1,0 +1,271 @@
+//! The stream registry: publish admission, per-stream latency, and the lifecycle that ties a
+//! publisher's bus to the LL-HLS origin through a [`relay`](crate::relay).
+//!
+//! - Admission checks the application, the stream name and, when the application lists stream
+//!   keys, the key (the stream name itself, or `?key=` / `?token=` on it). A stream already
+//!   being published refuses a second publisher.
+//! - A broadcaster picks the latency with `?latency=normal|low|ultra-low`; else the
+//!   application's, else the server's default.
+//! - A publisher that comes back within the grace period continues the same playlists; after
+//!   it the playlists end (`EXT-X-ENDLIST`) and stay readable for `ended_retention`, then go.
+
+use crate::config::{Config, parse_latency};
+use crate::relay::{self, RelayHandle};
+use sigma_core::bus::{self, Producer, Window};
+use sigma_core::{StreamEvent, StreamKey, UnpublishReason};
+use sigma_llhls::{LatencyMode, Origin, PublishOptions};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+use tokio::sync::broadcast;
+
+/// Why a publisher was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// No `[[app]]` of that name.
+    #[error("unknown application {0:?}")]
+    UnknownApp(String),
+    /// The stream name is empty, too long, or has characters outside `A-Z a-z 0-9 _ -`.
+    #[error("invalid stream name {0:?}")]
+    InvalidName(String),
+    /// The application requires a stream key and none given matched.
+    #[error("stream key not accepted")]
+    BadKey,
+    /// Someone is publishing this stream already.
+    #[error("stream {0} is already being published")]
+    AlreadyPublishing(StreamKey),
+    /// `?latency=` named no mode.
+    #[error("{0}")]
+    BadLatency(String),
+    /// The packager refused the stream.
+    #[error("packager refused the stream: {0}")]
+    Origin(#[from] sigma_llhls::Error),
+}
+
+/// A publisher the registry accepted: push its frames into `producer`; dropping it ends this
+/// publisher's session (the stream itself waits for the grace period).
+#[derive(Debug)]
+pub struct Admitted {
+    /// Where the publisher's frames go.
+    pub producer: Producer,
+    /// The stream.
+    pub key: StreamKey,
+    /// The stream's latency mode.
+    pub mode: LatencyMode,
+    /// True when this publisher continues a stream within its grace period.
+    pub resumed: bool,
+}
+
+struct Entry {
+    id: u64,
+    relay: RelayHandle,
+    mode: LatencyMode,
+}
+
+struct Inner {
+    config: Config,
+    origins: HashMap<String, Origin>,
+    streams: Mutex<HashMap<StreamKey, Entry>>,
+    ids: AtomicU64,
+    events: broadcast::Sender<StreamEvent>,
+}
+
+/// The registry; cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+/// The bus window between a publisher and its relay, and between the relay and the packager.
+fn window() -> Window {
+    Window::default()
+}
+
+impl Registry {
+    /// A registry for `config`'s applications, each with its own origin.
+    pub fn new(config: Config) -> Self {
+        let origins = config
+            .apps
+            .iter()
+            .map(|a| (a.name.clone(), Origin::new()))
+            .collect();
+        Registry {
+            inner: Arc::new(Inner {
+                config,
+                origins,
+                streams: Mutex::new(HashMap::new()),
+                ids: AtomicU64::new(0),
+                events: broadcast::channel(256).0,
+            }),
+        }
+    }
+
+    /// The configuration the registry was made with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The origin serving application `app`.
+    pub fn origin(&self, app: &str) -> Option<&Origin> {
+        self.inner.origins.get(app)
+    }
+
+    /// Stream lifecycle events (published, unpublished).
+    pub fn events(&self) -> broadcast::Receiver<StreamEvent> {
+        self.inner.events.subscribe()
+    }
+
+    fn streams(&self) -> MutexGuard<'_, HashMap<StreamKey, Entry>> {
+        self.inner.streams.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The latency mode `app/name` plays at: the live stream's, else the application's default.
+    pub fn mode_of(&self, app: &str, name: &str) -> LatencyMode {
+        if let Some(e) = self.streams().get(&StreamKey::new(app, name)) {
+            return e.mode;
+        }
+        self.default_mode(app)
+    }
+
+    fn default_mode(&self, app: &str) -> LatencyMode {
+        let c = &self.inner.config;
+        c.app(app)
+            .and_then(|a| a.latency)
+            .unwrap_or(c.server.latency)
+    }
+
+    /// Streams known now (live or within their grace period), with whether a publisher is
+    /// connected.
+    pub fn streams_now(&self) -> Vec<(StreamKey, LatencyMode, bool)> {
+        let mut v: Vec<_> = self
+            .streams()
+            .iter()
+            .map(|(k, e)| (k.clone(), e.mode, e.relay.is_connected()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Decides on a publish request for `app`/`name` with the stream key's query string.
+    /// Must be called within a tokio runtime (it starts the stream's tasks).
+    pub fn admit(&self, app: &str, name: &str, query: &str) -> Result<Admitted, Refused> {
+        let app_cfg = self
+            .inner
+            .config
+            .app(app)
+            .ok_or_else(|| Refused::UnknownApp(app.to_string()))?;
+        if !sigma_llhls::origin::valid_name(name) || name == "index" {
+            return Err(Refused::InvalidName(name.to_string()));
+        }
+        let mut key_given = None;
+        let mut token_given = None;
+        let mut latency = None;
+        for (k, v) in form_urlencoded::parse(query.trim_start_matches('?').as_bytes()) {
+            match &*k {
+                "key" => key_given = Some(v.into_owned()),
+                "token" => token_given = Some(v.into_owned()),
+                "latency" => latency = Some(parse_latency(&v).map_err(Refused::BadLatency)?),
+                _ => {}
+            }
+        }
+        if !app_cfg.stream_keys.is_empty() {
+            let ok = [Some(name.to_string()), key_given, token_given]
+                .into_iter()
+                .flatten()
+                .any(|k| app_cfg.stream_keys.contains(&k));
+            if !ok {
+                return Err(Refused::BadKey);
+            }
+        }
+        let key = StreamKey::new(app, name);
+        let (producer, publisher_bus) = bus::channel(window());
+        let mut consumer = publisher_bus.subscribe();
+        let mut streams = self.streams();
+        if let Some(e) = streams.get(&key) {
+            if !e.relay.claim() {
+                return Err(Refused::AlreadyPublishing(key));
+            }
+            match e.relay.resume(consumer) {
+                Ok(()) => {
+                    tracing::info!(stream = %key, "publisher resumed within the grace period");
+                    return Ok(Admitted {
+                        producer,
+                        mode: e.mode,
+                        key,
+                        resumed: true,
+                    });
+                }
+                // The grace period ran out just now: start a new stream.
+                Err(c) => consumer = c,
+            }
+        }
+        let mode = latency.unwrap_or_else(|| self.default_mode(app));
+        let origin = self
+            .origin(app)
+            .ok_or_else(|| Refused::UnknownApp(app.to_string()))?;
+        let grace = self.inner.config.server.grace_period;
+        let (stream_bus, relay, relay_task) = relay::spawn(consumer, window(), grace);
+        let publication = origin.publish(name, &stream_bus, PublishOptions::new(mode))?;
+        let id = self.inner.ids.fetch_add(1, Ordering::Relaxed);
+        streams.insert(key.clone(), Entry { id, relay, mode });
+        drop(streams);
+        let _ = self.inner.events.send(StreamEvent::Published {
+            stream: key.clone(),
+            remote: None,
+            at: SystemTime::now(),
+        });
+        tracing::info!(stream = %key, mode = mode.name(), "stream started");
+
+        // When the relay ends (no publisher within the grace period), retire the stream.
+        let registry = self.clone();
+        let retention = self.inner.config.server.ended_retention;
+        let stream_key = key.clone();
+        tokio::spawn(async move {
+            let summary = relay_task.await.ok();
+            publication.finished().await;
+            registry.retire(stream_key, id, summary, retention).await;
+        });
+        Ok(Admitted {
+            producer,
+            key,
+            mode,
+            resumed: false,
+        })
+    }
+
+    async fn retire(
+        &self,
+        key: StreamKey,
+        id: u64,
+        summary: Option<relay::RelaySummary>,
+        retention: Duration,
+    ) {
+        {
+            let mut streams = self.streams();
+            if streams.get(&key).is_some_and(|e| e.id == id) {
+                streams.remove(&key);
+            }
+        }
+        tracing::info!(stream = %key, ?summary, "stream ended");
+        let _ = self.inner.events.send(StreamEvent::Unpublished {
+            stream: key.clone(),
+            reason: UnpublishReason::Finished,
+            at: SystemTime::now(),
+        });
+        // Keep the ended playlists readable for a while (DVR, late viewers), then drop them
+        // unless a new publication of the same name has started meanwhile.
+        tokio::time::sleep(retention).await;
+        let streams = self.streams();
+        if !streams.contains_key(&key) {
+            if let Some(origin) = self.origin(&key.app) {
+                origin.remove(&key.name);
+            }
+        }
+    }
+
+    /// Ends every stream now (server shutdown): no grace period.
+    pub fn shutdown(&self) {
+        self.streams().clear();
+    }
+}
