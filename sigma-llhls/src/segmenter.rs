@@ -197,6 +197,10 @@ struct TrackState {
     segment_ticks: i64,
     jump_ticks: i64,
     offset: Option<i64>,
+    /// Output decode time of the newest sample received, and the step before it.
+    last_in: Option<i64>,
+    last_step: i64,
+    /// Output decode time of the newest sample processed.
     last_dts: Option<i64>,
     last_duration: i64,
     pending: Option<Sample>,
@@ -274,6 +278,8 @@ impl TrackState {
                 segment_ticks: ticks(cfg.segment_target, ts).max(1),
                 jump_ticks: ticks(cfg.max_timestamp_jump, ts).max(1),
                 offset: None,
+                last_in: None,
+                last_step: 0,
                 last_dts: None,
                 last_duration: 0,
                 pending: None,
@@ -289,27 +295,31 @@ impl TrackState {
         ))
     }
 
-    /// Maps an input decode time onto this track's monotonic output timeline.
+    /// Maps an input decode time onto this track's monotonic output timeline (at arrival, so
+    /// queued samples are covered too).
     fn rebase(&mut self, dts: i64) -> i64 {
         let offset = *self.offset.get_or_insert(if dts < 0 { -dts } else { 0 });
-        let out = dts.saturating_add(offset);
-        match self.last_dts {
-            Some(last) if out <= last || out.saturating_sub(last) > self.jump_ticks || out < 0 => {
-                let step = if self.last_duration > 0 {
-                    self.last_duration
+        let mut out = dts.saturating_add(offset);
+        match self.last_in {
+            Some(last) if out <= last || out.saturating_sub(last) > self.jump_ticks => {
+                let step = if self.last_step > 0 {
+                    self.last_step
                 } else {
                     1
                 };
                 let target = last.saturating_add(step);
                 self.offset = Some(offset.saturating_add(target.saturating_sub(out)));
-                target
+                out = target;
             }
-            _ if out < 0 => {
+            Some(last) => self.last_step = out - last,
+            None if out < 0 => {
                 self.offset = Some(offset.saturating_sub(out));
-                0
+                out = 0;
             }
-            _ => out,
+            None => {}
         }
+        self.last_in = Some(out);
+        out
     }
 
     fn add(&mut self, s: Sample, duration: i64) -> Result<(), Error> {
@@ -480,7 +490,6 @@ impl TrackState {
                 (i64::from(self.timescale) / 30).max(1)
             };
             self.add(p, duration)?;
-            self.last_dts = Some(self.end.saturating_sub(1).max(self.last_dts.unwrap_or(0)));
             self.last_duration = duration;
         }
         self.close_part(true, out)
@@ -585,8 +594,8 @@ impl Segmenter {
             (Some(t), false) => Some(TrackState::new(&self.cfg, t, generation)?),
             _ => None,
         };
-        let started = self.video.as_ref().is_some_and(|t| t.last_dts.is_some())
-            || self.audio.as_ref().is_some_and(|t| t.last_dts.is_some());
+        let started = self.video.as_ref().is_some_and(|t| t.last_in.is_some())
+            || self.audio.as_ref().is_some_and(|t| t.last_in.is_some());
         if started {
             self.discontinuity()?;
         }
@@ -701,7 +710,7 @@ impl Segmenter {
             .flatten()
         {
             t.flush(&mut self.out)?;
-            if discontinuity && t.last_dts.is_some() {
+            if discontinuity && t.last_in.is_some() {
                 t.discontinuity_next = true;
                 t.anchor = None;
             }
@@ -1107,6 +1116,24 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Found by `llhls_segmenter`: audio queued behind the video had its timestamps re-based
+    /// only when segmented, so a backwards step while queued produced a negative duration.
+    #[test]
+    fn queued_audio_going_backwards_is_rebased_on_arrival() {
+        let mut s = Segmenter::new(ultra_low());
+        s.set_info(fixture::synthetic_info(1)).unwrap();
+        let f = |t, dts, key| Frame::new(t, dts, dts, key, Bytes::from_static(b"x"));
+        s.push(f(AUDIO, 4883, true), UNIX_EPOCH).unwrap();
+        s.push(f(AUDIO, -24282, true), UNIX_EPOCH).unwrap();
+        s.push(f(VIDEO, 0, true), UNIX_EPOCH).unwrap();
+        s.push(f(VIDEO, 3000, false), UNIX_EPOCH).unwrap();
+        s.finish().unwrap();
+        let mut r = Run::default();
+        r.take(&mut s);
+        assert_eq!(r.parts[&AUDIO].iter().map(|p| p.samples).sum::<u32>(), 2);
+        assert_eq!(r.parts[&VIDEO].iter().map(|p| p.samples).sum::<u32>(), 2);
     }
 
     #[test]
