@@ -401,6 +401,11 @@ impl ServerSession {
         self.state == State::Closing || self.conn.dead
     }
 
+    /// The handshake flavour the client used, once known.
+    pub fn handshake_flavour(&self) -> Option<crate::handshake::Flavour> {
+        self.conn.handshake.flavour()
+    }
+
     /// True while publishing.
     pub fn is_publishing(&self) -> bool {
         matches!(self.state, State::Publishing(_))

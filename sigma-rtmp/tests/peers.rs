@@ -141,8 +141,16 @@ fn check_same(got: &[Packet], want: &[Packet]) {
         let g: Vec<_> = got.iter().filter(|p| p.video == video).collect();
         let w: Vec<_> = want.iter().filter(|p| p.video == video).collect();
         if g.len() != w.len() {
-            eprintln!("got: {:?}\n...{:?}", &g[..3.min(g.len())], &g[g.len().saturating_sub(3)..]);
-            eprintln!("want: {:?}\n...{:?}", &w[..3.min(w.len())], &w[w.len().saturating_sub(3)..]);
+            eprintln!(
+                "got: {:?}\n...{:?}",
+                &g[..3.min(g.len())],
+                &g[g.len().saturating_sub(3)..]
+            );
+            eprintln!(
+                "want: {:?}\n...{:?}",
+                &w[..3.min(w.len())],
+                &w[w.len().saturating_sub(3)..]
+            );
         }
         assert_eq!(g.len(), w.len(), "packet count (video: {video})");
         for (i, (a, b)) in g.iter().zip(&w).enumerate() {
