@@ -10,7 +10,6 @@ use sigma_core::{
 };
 use sigma_rtmp::server::{Application, Notice, Server, ServerConfig, StreamRegistry};
 use sigma_rtmp::session::{PublishRequest, Rejection};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,25 +22,23 @@ pub struct TestApp {
 }
 
 impl Application for TestApp {
-    fn admit(
+    async fn admit(
         &self,
         stream: StreamKey,
         request: PublishRequest,
         remote: SocketAddr,
-    ) -> impl Future<Output = Result<Producer, Rejection>> + Send {
-        async move {
-            if let Some(t) = &self.token {
-                let want = format!("token={t}");
-                let ok = request
-                    .query
-                    .as_deref()
-                    .is_some_and(|q| q.split('&').any(|kv| kv == want));
-                if !ok {
-                    return Err(Rejection::Denied("bad token".into()));
-                }
+    ) -> Result<Producer, Rejection> {
+        if let Some(t) = &self.token {
+            let want = format!("token={t}");
+            let ok = request
+                .query
+                .as_deref()
+                .is_some_and(|q| q.split('&').any(|kv| kv == want));
+            if !ok {
+                return Err(Rejection::Denied("bad token".into()));
             }
-            self.registry.admit(stream, request, remote).await
         }
+        self.registry.admit(stream, request, remote).await
     }
 
     fn notice(&self, notice: Notice) {
