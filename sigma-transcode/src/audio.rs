@@ -470,7 +470,10 @@ mod tests {
         // BS.1770 loudness sums the channels' power (+3 dB for two equal channels) and its
         // K-weighting is within 1 dB of flat at 1 kHz: each channel should sit ~3 dB under
         // the -16 LUFS target.
-        assert!((after + 19.0).abs() < 1.5, "{before:.1} dBFS → {after:.1} dBFS");
+        assert!(
+            (after + 19.0).abs() < 1.5,
+            "{before:.1} dBFS → {after:.1} dBFS"
+        );
     }
 
     #[test]
@@ -513,8 +516,15 @@ mod tests {
         let ms = |a: usize, b: usize| rms_db(&out[0][a * 48..b * 48]);
         assert!(ms(0, 10) < -50.0, "first 10 ms at {:.1} dB", ms(0, 10));
         assert!(ms(400, 600) < ms(900, 1000) - 3.0, "rising");
-        assert!((ms(1000, 1400) - rms_db(&[0.5, -0.5]) + 3.0).abs() < 0.5, "full level");
-        assert!(ms(2050, 2900) < -80.0, "silent after fade-out: {:.1}", ms(2050, 2900));
+        assert!(
+            (ms(1000, 1400) - rms_db(&[0.5, -0.5]) + 3.0).abs() < 0.5,
+            "full level"
+        );
+        assert!(
+            ms(2050, 2900) < -80.0,
+            "silent after fade-out: {:.1}",
+            ms(2050, 2900)
+        );
     }
 
     #[test]
@@ -522,7 +532,11 @@ mod tests {
         // 440 Hz centred (same in both channels), 1 kHz only on the left.
         let input = blocks(2, 1.0, |ch, t| {
             0.2 * (2.0 * PI * 440.0 * t).sin()
-                + if ch == 0 { 0.2 * (2.0 * PI * 1000.0 * t).sin() } else { 0.0 }
+                + if ch == 0 {
+                    0.2 * (2.0 * PI * 1000.0 * t).sin()
+                } else {
+                    0.0
+                }
         });
         let (out, rate) = run(
             &AudioProcessing {
@@ -534,7 +548,10 @@ mod tests {
         let centre = tone_db(&out[0], 440.0, rate);
         let side = tone_db(&out[0], 1000.0, rate);
         assert!(centre < -60.0, "centre at {centre:.1} dB");
-        assert!((side - 20.0 * 0.2f32.log10()).abs() < 1.0, "side at {side:.1} dB");
+        assert!(
+            (side - 20.0 * 0.2f32.log10()).abs() < 1.0,
+            "side at {side:.1} dB"
+        );
         let mono = blocks(1, 0.1, sine(440.0, 0.1));
         let p = AudioProcessing {
             karaoke: true,
@@ -542,7 +559,10 @@ mod tests {
         };
         assert!(matches!(
             p.output(mono[0].rate(), 1),
-            Err(Error::InvalidOption { option: "karaoke", .. })
+            Err(Error::InvalidOption {
+                option: "karaoke",
+                ..
+            })
         ));
     }
 
@@ -559,7 +579,10 @@ mod tests {
         );
         assert_eq!((out.len(), rate), (1, 44_100));
         let n = out[0].len() as f32;
-        assert!((n - 44_100.0 * 1024.0 * 46.0 / 48_000.0).abs() < 200.0, "{n} samples");
+        assert!(
+            (n - 44_100.0 * 1024.0 * 46.0 / 48_000.0).abs() < 200.0,
+            "{n} samples"
+        );
         // The tone survives at the same pitch and level.
         let x = &out[0][2000..];
         assert!((tone_db(x, 440.0, 44_100) - 20.0 * 0.3f32.log10()).abs() < 1.0);
@@ -577,7 +600,10 @@ mod tests {
                 ..Default::default()
             }
             .output(RATE, 2),
-            Err(Error::InvalidOption { option: "sample_rate", .. })
+            Err(Error::InvalidOption {
+                option: "sample_rate",
+                ..
+            })
         ));
     }
 }

@@ -479,7 +479,9 @@ fn positive_strides(frame: ff::frame::Video) -> Result<ff::frame::Video, Error> 
     // allocated buffers with positive line sizes and `frame` is only read.
     let ret = unsafe { ff::ffi::av_frame_copy(copy.as_mut_ptr(), frame.as_ptr()) };
     if ret < 0 {
-        return Err(Error::ffmpeg("copying a flipped frame")(ff::Error::from(ret)));
+        return Err(Error::ffmpeg("copying a flipped frame")(ff::Error::from(
+            ret,
+        )));
     }
     copy.set_pts(frame.pts());
     Ok(copy)
@@ -733,8 +735,8 @@ mod tests {
         let mut sum = 0.0;
         for y in 1..p.height() {
             for x in 0..p.width() {
-                sum += (f64::from(p.luma(x, y).unwrap()) - f64::from(p.luma(x, y - 1).unwrap()))
-                    .abs();
+                sum +=
+                    (f64::from(p.luma(x, y).unwrap()) - f64::from(p.luma(x, y - 1).unwrap())).abs();
             }
         }
         sum / f64::from(p.width() * (p.height() - 1))
@@ -766,7 +768,8 @@ mod tests {
 
     /// Deterministic pseudo-random noise in -amp..=amp.
     fn noise(x: u32, y: u32, i: u32, amp: i32) -> i32 {
-        let mut v = x.wrapping_mul(73_856_093) ^ y.wrapping_mul(19_349_663) ^ i.wrapping_mul(83_492_791);
+        let mut v =
+            x.wrapping_mul(73_856_093) ^ y.wrapping_mul(19_349_663) ^ i.wrapping_mul(83_492_791);
         v ^= v >> 13;
         v = v.wrapping_mul(0x5bd1_e995);
         v ^= v >> 15;
@@ -827,7 +830,11 @@ mod tests {
     fn deblock_smooths_block_edges() {
         // 8x8 blocks alternating between 120 and 128: a typical low-bitrate blocking artefact.
         let blocky = picture(64, 64, 0, true, |x, y| {
-            if ((x / 8) + (y / 8)) % 2 == 0 { 120 } else { 128 }
+            if ((x / 8) + (y / 8)) % 2 == 0 {
+                120
+            } else {
+                128
+            }
         });
         let edge_step = |p: &Picture| {
             let mut s = 0.0;
@@ -885,7 +892,11 @@ mod tests {
         );
         assert!((29..=31).contains(&out.len()), "{} frames", out.len());
         assert!(out.windows(2).all(|w| w[1].pts() - w[0].pts() == 6000));
-        let keys: Vec<i64> = out.iter().filter(|p| p.is_keyframe()).map(|p| p.pts()).collect();
+        let keys: Vec<i64> = out
+            .iter()
+            .filter(|p| p.is_keyframe())
+            .map(|p| p.pts())
+            .collect();
         assert_eq!(keys, [0, 90_000]);
     }
 

@@ -380,8 +380,9 @@ pub fn picture(
 pub fn moving_picture(w: u32, h: u32, i: i64, key: bool) -> crate::decode::Picture {
     picture(w, h, i * 3000, key, move |x, y| {
         let v = (x as i64 * 3 + y as i64 * 2 + i * 5) as u32;
-        let n = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503) ^ (i as u32).wrapping_mul(97))
-            >> 27;
+        let n =
+            (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503) ^ (i as u32).wrapping_mul(97))
+                >> 27;
         ((v % 200) + 16 + n) as u8
     })
 }

@@ -196,7 +196,8 @@ mod tests {
     }
 
     fn decoded_count(e: &H264Encoder, frames: &[Frame]) -> usize {
-        let mut d = VideoDecoder::new(e.config(), 90_000, 1, DecoderOptions { threads: 1 }).unwrap();
+        let mut d =
+            VideoDecoder::new(e.config(), 90_000, 1, DecoderOptions { threads: 1 }).unwrap();
         let mut n = 0;
         for f in frames {
             d.push(f).unwrap();
@@ -213,7 +214,11 @@ mod tests {
 
     #[test]
     fn profiles_and_bframes() {
-        for (profile, idc) in [(Profile::Baseline, 66), (Profile::Main, 77), (Profile::High, 100)] {
+        for (profile, idc) in [
+            (Profile::Baseline, 66),
+            (Profile::Main, 77),
+            (Profile::High, 100),
+        ] {
             let s = H264Settings {
                 profile,
                 bitrate_kbps: 400,
@@ -226,7 +231,11 @@ mod tests {
             assert_eq!(frames.len(), 30);
             assert_eq!(decoded_count(&e, &frames), 30, "{profile:?} decodes");
             let reordered = frames.iter().any(|f| f.pts() != f.dts());
-            assert_eq!(reordered, profile != Profile::Baseline, "{profile:?} B-frames");
+            assert_eq!(
+                reordered,
+                profile != Profile::Baseline,
+                "{profile:?} B-frames"
+            );
             assert!(frames.windows(2).all(|w| w[0].dts() < w[1].dts()));
         }
     }
@@ -252,8 +261,11 @@ mod tests {
         };
         let mut e = H264Encoder::new(&s, 320, 180, 90_000, TrackId(1)).unwrap();
         for i in 0..10 {
-            e.push(&moving_picture(320, 180, i, i == 0), i == 0).unwrap();
-            let f = e.pull().unwrap_or_else(|| panic!("no frame for picture {i}, {} delayed", e.delayed()));
+            e.push(&moving_picture(320, 180, i, i == 0), i == 0)
+                .unwrap();
+            let f = e
+                .pull()
+                .unwrap_or_else(|| panic!("no frame for picture {i}, {} delayed", e.delayed()));
             assert_eq!((f.pts(), f.dts()), (i * 3000, i * 3000));
             assert!(e.pull().is_none());
         }
@@ -282,7 +294,8 @@ mod tests {
             Err(Error::InvalidOption { .. })
         ));
         assert!(H264Encoder::new(&H264Settings::default(), 321, 180, 90_000, TrackId(1)).is_err());
-        let mut e = H264Encoder::new(&H264Settings::default(), 320, 180, 90_000, TrackId(1)).unwrap();
+        let mut e =
+            H264Encoder::new(&H264Settings::default(), 320, 180, 90_000, TrackId(1)).unwrap();
         assert!(matches!(
             e.push(&moving_picture(160, 90, 0, true), true),
             Err(Error::Encode { .. })
@@ -292,9 +305,13 @@ mod tests {
     /// Encodes 1 s of a 440 Hz stereo tone at 48 kHz and decodes it back.
     fn aac_round_trip(profile: AacProfile, bitrate: u32) -> (AacEncoder, usize, Vec<f32>) {
         use ffmpeg_next as ff;
-        let mut enc =
-            AacEncoder::new(&AacSettings { profile, bitrate }, 48_000, Channels::Stereo, TrackId(2))
-                .unwrap();
+        let mut enc = AacEncoder::new(
+            &AacSettings { profile, bitrate },
+            48_000,
+            Channels::Stereo,
+            TrackId(2),
+        )
+        .unwrap();
         let mut filter = None;
         let mut frames = Vec::new();
         for b in 0..47 {
@@ -348,9 +365,17 @@ mod tests {
     fn aac_lc_round_trip() {
         let (enc, n, left) = aac_round_trip(AacProfile::Lc, 128_000);
         assert_eq!(enc.config().object_type(), 2);
-        assert_eq!((enc.config().sample_rate(), enc.config().channels()), (48_000, 2));
+        assert_eq!(
+            (enc.config().sample_rate(), enc.config().channels()),
+            (48_000, 2)
+        );
         // 47 blocks of 1024 samples plus the encoder's priming, all flushed.
-        assert_eq!(n as u32, (47 * 1024 + enc.delay()).div_ceil(1024), "delay {}", enc.delay());
+        assert_eq!(
+            n as u32,
+            (47 * 1024 + enc.delay()).div_ceil(1024),
+            "delay {}",
+            enc.delay()
+        );
         let mid = &left[10_000..40_000];
         let rms = (mid.iter().map(|v| v * v).sum::<f32>() / mid.len() as f32).sqrt();
         assert!((rms - 0.25 / 2f32.sqrt()).abs() < 0.02, "rms {rms}");
@@ -360,7 +385,10 @@ mod tests {
     fn he_aac_round_trip() {
         let (enc, n, left) = aac_round_trip(AacProfile::HeAac, 48_000);
         let c = enc.config();
-        assert!(c.object_type() == 5 || c.output_sample_rate() == 2 * c.sample_rate(), "{c:?}");
+        assert!(
+            c.object_type() == 5 || c.output_sample_rate() == 2 * c.sample_rate(),
+            "{c:?}"
+        );
         assert_eq!(c.output_sample_rate(), 48_000);
         assert!(n >= 20, "{n} frames");
         let mid = &left[left.len() / 4..left.len() * 3 / 4];
