@@ -79,9 +79,21 @@ pub struct Server {
 impl Server {
     /// Starts the server binary with `extra` arguments and waits for `/healthz`.
     pub fn start(tag: &str, extra: &[&str]) -> Server {
+        Self::start_with_config(tag, None, extra)
+    }
+
+    /// Like [`start`](Self::start), with a TOML configuration file written from `config`.
+    pub fn start_with_config(tag: &str, config: Option<&str>, extra: &[&str]) -> Server {
         let dir = std::env::temp_dir().join(format!("sigma-e2e-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("test dir");
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if let Some(text) = config {
+            let path = dir.join("sigma.toml");
+            std::fs::write(&path, text).expect("config file");
+            extra.push("--config".into());
+            extra.push(path.display().to_string());
+        }
         let rtmp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = dir.join("server.log");
@@ -91,7 +103,7 @@ impl Server {
             .args(["--http-listen", &http.to_string()])
             .arg("--data-dir")
             .arg(dir.join("data"))
-            .args(extra)
+            .args(&extra)
             .env("RUST_LOG", "info")
             .stdout(out.try_clone().unwrap())
             .stderr(out);
@@ -110,7 +122,10 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("sigma-server did not become healthy:\n{}", server.log_text());
+        panic!(
+            "sigma-server did not become healthy:\n{}",
+            server.log_text()
+        );
     }
 
     pub fn log_text(&self) -> String {
@@ -131,7 +146,12 @@ impl Server {
     }
 
     /// Polls `path` until it answers 200 and `check` accepts the body, or `within` passes.
-    pub fn wait_for(&self, path: &str, within: Duration, check: impl Fn(&str) -> bool) -> Option<String> {
+    pub fn wait_for(
+        &self,
+        path: &str,
+        within: Duration,
+        check: impl Fn(&str) -> bool,
+    ) -> Option<String> {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Some((200, body)) = self.get(path) {
@@ -151,14 +171,21 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, Vec<u8>)> {
     use std::io::Write;
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
     let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let status: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
     let mut body = buf[head_end + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body)?;
     }
     Some((status, body))
@@ -168,7 +195,8 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     loop {
         let line_end = data.windows(2).position(|w| w == b"\r\n")?;
-        let size = usize::from_str_radix(std::str::from_utf8(&data[..line_end]).ok()?.trim(), 16).ok()?;
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).ok()?.trim(), 16).ok()?;
         data = &data[line_end + 2..];
         if size == 0 {
             return Some(out);
@@ -178,15 +206,25 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// ffmpeg publishing a synthetic 720p30 H.264 + AAC stream in real time for `seconds`.
+/// ffmpeg publishing a synthetic 640x360 30 fps H.264 (1 s keyframe interval) + AAC stream in
+/// real time for `seconds`.
 pub fn ffmpeg_publish(url: &str, seconds: u32, extra_video: &[&str]) -> Proc {
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-nostdin", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &seconds.to_string()])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30"])
-        .args(["-pix_fmt", "yuv420p", "-b:v", "1500k"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "30",
+        ])
+        .args(["-pix_fmt", "yuv420p", "-b:v", "800k"])
         .args(extra_video)
         .args(["-c:a", "aac", "-b:a", "96k", "-f", "flv", url])
         .stdout(Stdio::null())
