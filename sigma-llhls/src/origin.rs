@@ -74,7 +74,8 @@ pub(crate) struct Slot {
 }
 
 struct Cached {
-    version: u64,
+    /// Stream version (other renditions' reports) and this rendition's own version.
+    version: (u64, u64),
     skip: bool,
     plain: Bytes,
     gzip: Option<Bytes>,
@@ -510,7 +511,9 @@ fn gzip_bytes(data: &[u8]) -> Option<Bytes> {
 
 /// Renders (or takes from the cache) a media playlist with reports on the other renditions.
 fn render_cached(s: &Stream, slot: &Slot, skip: bool, gzip: bool) -> (Bytes, bool) {
-    let version = s.version();
+    // The rendition's own version is part of the key: a waiter that saw a new part must never
+    // get a playlist rendered before it, even if the stream-wide bump has not happened yet.
+    let version = (s.version(), lock(&slot.state).version());
     let mut cache = lock(&slot.cache);
     let hit = cache
         .as_ref()
@@ -522,9 +525,12 @@ fn render_cached(s: &Stream, slot: &Slot, skip: bool, gzip: bool) -> (Bytes, boo
             .filter(|o| o.name != slot.name)
             .filter_map(|o| lock(&o.state).report())
             .collect();
-        let text = lock(&slot.state).render(RenderOptions { skip }, &reports);
+        let (text, own) = {
+            let st = lock(&slot.state);
+            (st.render(RenderOptions { skip }, &reports), st.version())
+        };
         *cache = Some(Cached {
-            version,
+            version: (version.0, own),
             skip,
             plain: Bytes::from(text),
             gzip: None,

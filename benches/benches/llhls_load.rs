@@ -1,0 +1,296 @@
+//! LL-HLS load bench: 5,000 concurrent blocking playlist requests on one live stream.
+//!
+//! A real-time synthetic 2.5 Mbit/s stream (ultra-low mode: 0.334 s parts) is published into an
+//! origin served by hyper on 127.0.0.1 (server runtime: 2 worker threads). 5,000 HTTP/1.1
+//! keep-alive clients (their own 2-thread runtime) each send `?_HLS_msn=M&_HLS_part=P` for a part
+//! two ahead of the preload hint, so every request is parked before the part exists. A probe
+//! waiting on the origin directly marks the moment the part is published; each client's answer
+//! time minus that moment is its wake-to-answer delay. Bounded: `ROUNDS` rounds, each with a
+//! 10 s limit, 5,000 clients.
+//!
+//! Memory per waiting request is the growth of the process's resident set while all requests
+//! are parked, over 5,000: (a) origin-level waiters without HTTP, (b) HTTP requests, client and
+//! server side together (an upper bound for the server's share).
+//!
+//! Run: `ulimit -n 20000; cargo bench -p sigma-benches --bench llhls_load`
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use sigma_benches::{AUDIO, SyntheticStream, VIDEO};
+use sigma_core::bus::{self, Window};
+use sigma_core::{AacConfig, CodecConfig, H264Config, StreamInfo, TrackInfo};
+use sigma_llhls::directive::Directives;
+use sigma_llhls::{HttpService, LatencyMode, Origin, PublishOptions};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const CLIENTS: usize = 5000;
+const ROUNDS: usize = 10;
+const STREAM: &str = "load";
+
+fn stream_info() -> Arc<StreamInfo> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../sigma-core/testdata/");
+    let avcc = std::fs::read(format!("{dir}x264_high_720p30.avcc")).expect("testdata avcC");
+    let asc = std::fs::read(format!("{dir}aac_lc_48k_stereo.asc")).expect("testdata ASC");
+    let v = H264Config::from_avcc(avcc.into()).expect("avcC parses");
+    let a = AacConfig::from_audio_specific_config(asc.into()).expect("ASC parses");
+    StreamInfo::new(
+        1,
+        vec![
+            TrackInfo::new(VIDEO, 90_000, CodecConfig::H264(v)).expect("video track"),
+            TrackInfo::new(AUDIO, 48_000, CodecConfig::Aac(a)).expect("audio track"),
+        ],
+    )
+    .expect("stream info")
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The part after the preload hint's: `(msn, part)` of `#EXT-X-PRELOAD-HINT` plus `ahead`.
+async fn part_ahead(origin: &Origin, ahead: u64) -> (u64, u64) {
+    let text = origin
+        .media_playlist(STREAM, "video", Directives::default(), false)
+        .await
+        .expect("playlist")
+        .body;
+    let text = String::from_utf8_lossy(&text);
+    let hint = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))
+        .expect("preload hint");
+    let name = hint.rsplit('/').next().expect("file name");
+    let (m, i) = name
+        .trim_start_matches("part-")
+        .trim_end_matches(".m4s\"")
+        .split_once('.')
+        .expect("msn.part");
+    (m.parse().expect("msn"), i.parse::<u64>().expect("part") + ahead)
+}
+
+fn main() {
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("client runtime");
+
+    let origin = Origin::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let addr: SocketAddr = server_rt.block_on(async {
+        let (mut producer, subscriber) = bus::channel(Window::default());
+        producer.set_info(stream_info());
+        let publication = origin
+            .publish(STREAM, &subscriber, PublishOptions::new(LatencyMode::UltraLow))
+            .expect("publish");
+        std::mem::forget(publication);
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            // Real-time feeder.
+            let mut stream = SyntheticStream::new(60);
+            let start = tokio::time::Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                let f = stream.next_frame();
+                let secs = if f.track() == VIDEO {
+                    f.dts() as f64 / 90_000.0
+                } else {
+                    f.dts() as f64 / 48_000.0
+                };
+                tokio::time::sleep_until(start + Duration::from_secs_f64(secs)).await;
+                producer.push(f).expect("push");
+            }
+            producer.finish();
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let svc = HttpService::new(origin.clone());
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let svc = svc.clone();
+                tokio::spawn(async move {
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        addr
+    });
+
+    // Wait for the first segment.
+    server_rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            origin.media_playlist(STREAM, "video", Directives::default(), false),
+        )
+        .await
+        .expect("first segment in time")
+        .expect("playlist");
+    });
+
+    // (a) Origin-level waiters, no HTTP.
+    let (per_waiter_origin, answered_a) = server_rt.block_on(async {
+        let before = rss_kib();
+        let (msn, part) = part_ahead(&origin, 4).await;
+        let d = Directives {
+            msn: Some(msn),
+            part: Some(part),
+            ..Directives::default()
+        };
+        let tasks: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                let o = origin.clone();
+                tokio::spawn(async move { o.media_playlist(STREAM, "video", d, false).await.is_ok() })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let during = rss_kib();
+        let mut ok = 0;
+        for t in tasks {
+            ok += usize::from(t.await.unwrap_or(false));
+        }
+        (
+            (during.saturating_sub(before) as f64 * 1024.0 / CLIENTS as f64),
+            ok,
+        )
+    });
+
+    // HTTP clients: connect all, kept alive.
+    let senders = client_rt.block_on(async {
+        let mut senders = Vec::with_capacity(CLIENTS);
+        for _ in 0..CLIENTS / 250 {
+            let batch: Vec<_> = (0..250)
+                .map(|_| {
+                    tokio::spawn(async move {
+                        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+                        let (s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                            .await
+                            .expect("handshake");
+                        tokio::spawn(conn);
+                        s
+                    })
+                })
+                .collect();
+            for b in batch {
+                senders.push(b.await.expect("connect task"));
+            }
+        }
+        senders
+    });
+    let senders: Vec<_> = senders
+        .into_iter()
+        .map(|s| Arc::new(tokio::sync::Mutex::new(s)))
+        .collect();
+
+    let mut delays: Vec<Duration> = Vec::new();
+    let mut round_max = Vec::new();
+    let mut per_request_http = 0.0;
+    let mut failures = 0usize;
+    for round in 0..ROUNDS {
+        let (msn, part) = server_rt.block_on(part_ahead(&origin, 2));
+        let d = Directives {
+            msn: Some(msn),
+            part: Some(part),
+            ..Directives::default()
+        };
+        let o = origin.clone();
+        let probe = server_rt.spawn(async move {
+            let _ = o.media_playlist(STREAM, "video", d, false).await;
+            Instant::now()
+        });
+        let idle = rss_kib();
+        let path = format!("/live/{STREAM}/video.m3u8?_HLS_msn={msn}&_HLS_part={part}");
+        let tasks: Vec<_> = senders
+            .iter()
+            .map(|s| {
+                let s = s.clone();
+                let path = path.clone();
+                client_rt.spawn(async move {
+                    let mut s = s.lock().await;
+                    let req = http::Request::get(path)
+                        .header("host", "127.0.0.1")
+                        .body(Empty::<Bytes>::new())
+                        .expect("request");
+                    let resp = s.send_request(req).await.ok()?;
+                    let ok = resp.status().is_success();
+                    let _ = resp.into_body().collect().await.ok()?;
+                    ok.then(Instant::now)
+                })
+            })
+            .collect();
+        if round == 0 {
+            std::thread::sleep(Duration::from_millis(150));
+            per_request_http =
+                rss_kib().saturating_sub(idle) as f64 * 1024.0 / CLIENTS as f64;
+        }
+        let woke = server_rt
+            .block_on(async { tokio::time::timeout(Duration::from_secs(10), probe).await })
+            .expect("part in time")
+            .expect("probe");
+        let answers = client_rt.block_on(async {
+            let mut v = Vec::with_capacity(CLIENTS);
+            for t in tasks {
+                match tokio::time::timeout(Duration::from_secs(10), t).await {
+                    Ok(Ok(Some(at))) => v.push(at),
+                    _ => v.push(woke + Duration::from_secs(3600)),
+                }
+            }
+            v
+        });
+        let mut max = Duration::ZERO;
+        for at in answers {
+            if at > woke + Duration::from_secs(60) {
+                failures += 1;
+                continue;
+            }
+            let d = at.saturating_duration_since(woke);
+            max = max.max(d);
+            delays.push(d);
+        }
+        round_max.push(max);
+    }
+    stop.store(true, Ordering::Relaxed);
+
+    delays.sort();
+    let pct = |p: f64| delays[((delays.len() as f64 * p) as usize).min(delays.len() - 1)];
+    println!("llhls_load: {CLIENTS} concurrent blocking playlist requests, {ROUNDS} parts, HTTP/1.1 loopback, 2 server + 2 client threads");
+    println!(
+        "  wake-to-answer: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} answers, {failures} failed)",
+        pct(0.5).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        delays.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        delays.len()
+    );
+    println!(
+        "  per-round max (ms): {:?}",
+        round_max
+            .iter()
+            .map(|d| (d.as_secs_f64() * 1e4).round() / 10.0)
+            .collect::<Vec<_>>()
+    );
+    println!(
+        "  memory per waiting request: {:.0} B origin-level ({answered_a}/{CLIENTS} answered), {:.0} B per parked HTTP request (client + server, upper bound)",
+        per_waiter_origin, per_request_http
+    );
+    let all_within = failures == 0 && round_max.iter().all(|m| *m <= Duration::from_millis(50));
+    println!("  all answered within 50 ms of each new part: {all_within}");
+}
