@@ -51,6 +51,13 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> ExitCode {
+    // Every viewer and publisher is a socket: allow as many as the system lets this process
+    // have (as nginx's worker_rlimit_nofile does), so thousands of idle connections cannot
+    // starve new ones.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::info!(open_files = n, "file descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the file descriptor limit"),
+    }
     if let Err(e) = std::fs::create_dir_all(&config.server.data_dir) {
         eprintln!(
             "sigma-server: cannot create data dir {}: {e}",
