@@ -594,6 +594,61 @@ mod tests {
     }
 
     #[test]
+    fn query_from_the_app_and_republish_on_one_connection() {
+        let t0 = Instant::now();
+        let config = ClientConfig {
+            app: "live?token=abc".into(),
+            tc_url: "rtmp://h/live?token=abc".into(),
+            stream_name: "cam".into(),
+            digest_handshake: false,
+            session: SessionConfig::default(),
+        };
+        let mut c = ClientSession::new(config, t0, 1);
+        let mut s = ServerSession::new(SessionConfig::default(), t0, 2);
+        let mut reqs = Vec::new();
+        pump(&mut c, &mut s, t0, &mut |r| {
+            reqs.push(r.clone());
+            None
+        });
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(
+            (reqs[0].app.as_str(), reqs[0].query.as_deref()),
+            ("live", Some("token=abc"))
+        );
+        c.send_info(info()).unwrap();
+        c.send_frame(&frames(0, 1)[0]).unwrap();
+        c.finish().unwrap();
+        let ev = pump(&mut c, &mut s, t0, &mut |_| None);
+        assert!(matches!(ev.last(), Some(ServerEvent::Unpublished)));
+        // Publishing again on the same connection is a new stream.
+        let mut b = BytesMut::new();
+        crate::amf0::encode_all(
+            &[
+                Value::string("publish"),
+                Value::Number(0.0),
+                Value::Null,
+                Value::string("cam2"),
+                Value::string("live"),
+            ],
+            &mut b,
+        );
+        c.conn.send(&Message {
+            csid: CSID_STREAM,
+            timestamp: 0,
+            type_id: message_type::COMMAND_AMF0,
+            stream_id: 1,
+            payload: b.freeze(),
+        });
+        let mut again = Vec::new();
+        pump(&mut c, &mut s, t0, &mut |r| {
+            again.push(r.name.clone());
+            None
+        });
+        assert_eq!(again, vec!["cam2".to_string()]);
+        assert!(s.is_publishing());
+    }
+
+    #[test]
     fn timeouts_come_from_the_caller_clock() {
         let t0 = Instant::now();
         let mut s = ServerSession::new(SessionConfig::default(), t0, 2);

@@ -660,8 +660,13 @@ impl ServerSession {
                 self.result(tx, Value::Null, Value::Number(f64::from(sid)));
             }
             "publish" => {
-                if !matches!(self.state, State::Connected) {
-                    return Err(Error::command(&name, "publish while already publishing"));
+                match self.state {
+                    State::Connected => {}
+                    State::Unpublished => {
+                        // A new publish on the same connection starts a fresh stream.
+                        self.demux = FlvDemuxer::new(self.conn.config.max_timestamp_jump_ms);
+                    }
+                    _ => return Err(Error::command(&name, "publish while already publishing")),
                 }
                 let full = arg_str(0).unwrap_or_default();
                 let (stream_name, q) = split_query(&full);
