@@ -3,6 +3,9 @@
 //! outputs (FLV keeps absolute timestamps, so ffprobe times are comparable across files), and
 //! ffprobe/ffmpeg helpers. Every child process runs under `timeout`.
 
+// Some helpers serve only the encoder tests.
+#![cfg_attr(not(all(feature = "x264", feature = "fdk-aac")), allow(dead_code))]
+
 use bytes::{BufMut, Bytes, BytesMut};
 use sigma_core::{
     AacConfig, CodecConfig, Frame, H264Config, MediaKind, StreamInfo, TrackId, TrackInfo,
