@@ -97,6 +97,44 @@ pub fn ffmpeg_source() -> PathBuf {
     .clone()
 }
 
+/// 1 s of 854x480 30 fps Main-profile H.264 (ffmpeg + libx264), video only: a second source
+/// of another size for mid-stream changes.
+pub fn ffmpeg_source_480p() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        let p = tmp_dir().join("ffmpeg-x264-main-480p30.mp4");
+        run(
+            120,
+            "ffmpeg",
+            &[
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=854x480:rate=30",
+                "-t",
+                "1",
+                "-c:v",
+                "libx264",
+                "-profile:v",
+                "main",
+                "-preset",
+                "veryfast",
+                "-bf",
+                "2",
+                "-g",
+                "30",
+                "-an",
+                p.to_str().unwrap(),
+            ],
+        );
+        p
+    })
+    .clone()
+}
+
 /// 6 s of 1280x720 30 fps High-profile H.264 from GStreamer's x264enc (2 B-frames, a keyframe
 /// every 45 frames), video only.
 pub fn gst_source() -> PathBuf {

@@ -364,6 +364,25 @@ mod tests {
     }
 
     #[test]
+    fn the_toml_example_in_docs_parses() {
+        let doc = include_str!("../../docs/transcode.md");
+        let start = doc.find("```toml\n").unwrap() + 8;
+        let end = start + doc[start..].find("```").unwrap();
+        let ladder: Ladder = toml::from_str(&doc[start..end]).unwrap();
+        assert_eq!(ladder.renditions.len(), 3);
+        assert_eq!(
+            ladder.processing.rotate,
+            Some(crate::filter::Rotation::Clockwise90)
+        );
+        assert_eq!(
+            ladder.renditions[0].conditions.max_source_height,
+            Some(2160)
+        );
+        assert!(matches!(ladder.audio, AudioPlan::Copy));
+        ladder.plan(size(720, 1280)).unwrap();
+    }
+
+    #[test]
     fn duplicate_or_bad_names_and_sizes_are_refused() {
         let mut ladder = Ladder::default_ladder();
         ladder.renditions[1].name = "720p".into();

@@ -294,7 +294,8 @@ pub struct Transcoder {
     threads: Vec<(String, JoinHandle<()>)>,
     events: Events,
     overload: Overload,
-    dropping: bool,
+    /// Dropping source video until the next keyframe, and why.
+    dropping: Option<DropCause>,
     dropped: u64,
     info: Arc<StreamInfo>,
 }
@@ -465,7 +466,7 @@ impl Transcoder {
                 threads,
                 events,
                 overload: options.overload,
-                dropping: false,
+                dropping: None,
                 dropped: 0,
                 info: source.clone(),
             },
@@ -513,7 +514,7 @@ impl Transcoder {
             push_to(p, frame.clone());
         }
         let Some(tx) = &self.video else { return };
-        if self.dropping && !frame.is_keyframe() {
+        if self.dropping.is_some() && !frame.is_keyframe() {
             self.dropped += 1;
             return;
         }
@@ -524,18 +525,14 @@ impl Transcoder {
             Overload::Drop => match tx.try_send(VideoInputMsg::Frame(frame)) {
                 Ok(()) | Err(TrySendError::Disconnected(_)) => {}
                 Err(TrySendError::Full(_)) => {
-                    self.dropping = true;
+                    self.dropping.get_or_insert(DropCause::Overload);
                     self.dropped += 1;
                     return;
                 }
             },
         }
-        if self.dropping {
-            self.dropping = false;
-            self.events.send(TranscodeEvent::SourceDropped {
-                frames: std::mem::take(&mut self.dropped),
-                cause: DropCause::Overload,
-            });
+        if let Some(cause) = self.dropping.take() {
+            self.report_dropped(cause);
         }
     }
 
@@ -546,7 +543,10 @@ impl Transcoder {
             frames,
             cause: DropCause::Gap,
         });
-        self.dropping = true;
+        if let Some(cause) = self.dropping.take() {
+            self.report_dropped(cause);
+        }
+        self.dropping = Some(DropCause::Gap);
         if let Some(tx) = &self.video {
             let _ = tx.try_send(VideoInputMsg::Reset);
         }
@@ -561,14 +561,19 @@ impl Transcoder {
         self.info = info;
     }
 
+    fn report_dropped(&mut self, cause: DropCause) {
+        let frames = std::mem::take(&mut self.dropped);
+        if frames > 0 {
+            self.events
+                .send(TranscodeEvent::SourceDropped { frames, cause });
+        }
+    }
+
     /// Ends the source: drains the decoder, filters and encoders, ends every rendition stream
     /// and waits for the threads.
     pub fn finish(mut self) -> Result<(), Error> {
-        if self.dropped > 0 {
-            self.events.send(TranscodeEvent::SourceDropped {
-                frames: std::mem::take(&mut self.dropped),
-                cause: DropCause::Overload,
-            });
+        if let Some(cause) = self.dropping.take() {
+            self.report_dropped(cause);
         }
         self.video = None;
         self.audio = None;
@@ -1039,12 +1044,11 @@ pub async fn attach(
     options: Options,
 ) -> Result<Attached, Error> {
     let mut consumer = source.subscribe();
-    let mut first_frames = Vec::new();
     let info = loop {
         match consumer.recv().await {
             Some(bus::Event::Info(i)) => break i,
-            Some(bus::Event::Frame(f)) => first_frames.push(f),
-            Some(bus::Event::Gap { .. }) => {}
+            // The bus sends Info before any frame; nothing else can come first.
+            Some(bus::Event::Frame(_) | bus::Event::Gap { .. }) => {}
             Some(bus::Event::Error(e)) => {
                 return Err(Error::Unsupported(format!("source failed: {e}")));
             }
@@ -1081,7 +1085,6 @@ pub async fn attach(
             name: "sigma-transcode-input".into(),
             reason: e.to_string(),
         })?;
-    drop(first_frames);
     Ok(Attached { outputs, pump })
 }
 
@@ -1480,6 +1483,141 @@ mod ladder_tests {
                 assert!(want.len() >= 3);
                 assert_eq!(keys, want, "{}: a GOP every second", r.name);
             }
+        }
+    }
+
+    fn drain(c: &mut bus::Consumer) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        loop {
+            match c.pull() {
+                Some(bus::Event::Frame(f)) => frames.push(f),
+                Some(bus::Event::Info(_)) => {}
+                Some(bus::Event::End) => return frames,
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    fn big_window_options() -> Options {
+        Options {
+            overload: Overload::Block,
+            window: Window {
+                max_groups: 10_000,
+                max_frames: 1_000_000,
+                max_bytes: 1 << 30,
+            },
+            ..Options::default()
+        }
+    }
+
+    #[test]
+    fn corrupt_frames_are_events_not_crashes() {
+        let mut src = short_source(2.0);
+        let mut n = 0;
+        for f in &mut src.frames {
+            if f.track() != TrackId(1) {
+                continue;
+            }
+            n += 1;
+            let bad: Option<&'static [u8]> = match n {
+                // A NAL length far past the payload.
+                10 => Some(&[0, 0, 0xff, 0xff, 0x41, 0x9a, 0x00]),
+                // Noise as a slice.
+                11 => Some(&[0, 0, 0, 8, 0x41, 0xff, 0x13, 0x77, 0x00, 0xde, 0xad, 0xbe]),
+                // Empty.
+                12 => Some(&[]),
+                _ => None,
+            };
+            if let Some(bad) = bad {
+                *f = Frame::new(
+                    f.track(),
+                    f.dts(),
+                    f.pts(),
+                    f.is_keyframe(),
+                    bytes::Bytes::from_static(bad),
+                );
+            }
+        }
+        let mut ladder = Ladder::default_ladder();
+        ladder.renditions.truncate(2);
+        let (mut t, outputs) = Transcoder::new(&ladder, &src.info, big_window_options()).unwrap();
+        let mut consumers: Vec<_> = outputs
+            .renditions
+            .iter()
+            .map(|r| r.subscriber.subscribe())
+            .collect();
+        for f in &src.frames {
+            t.push(f.clone());
+        }
+        t.finish().unwrap();
+        let events: Vec<_> = outputs.events.try_iter().collect();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, TranscodeEvent::DecodeError { track: 1, .. })),
+            "{events:?}"
+        );
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, TranscodeEvent::RenditionFailed { .. }))
+        );
+        let a = video_pts(&drain(&mut consumers[0]));
+        let b = video_pts(&drain(&mut consumers[1]));
+        assert!(
+            a.0.len() > src.video().count() / 2,
+            "{} pictures",
+            a.0.len()
+        );
+        assert_eq!(a, b, "both renditions got the same pictures");
+    }
+
+    #[test]
+    fn source_resolution_change_mid_stream() {
+        let a = short_source(1.0);
+        let b = fixture::read_mp4(&fixture::ffmpeg_source_480p());
+        let offset = a.video().map(|f| f.dts()).max().unwrap() + 3000
+            - b.video().map(|f| f.dts()).min().unwrap();
+        let mut ladder = Ladder::default_ladder();
+        ladder.renditions.remove(0);
+        let (mut t, outputs) = Transcoder::new(&ladder, &a.info, big_window_options()).unwrap();
+        let mut consumers: Vec<_> = outputs
+            .renditions
+            .iter()
+            .map(|r| r.subscriber.subscribe())
+            .collect();
+        for f in &a.frames {
+            t.push(f.clone());
+        }
+        let b_info = StreamInfo::new(2, b.info.tracks().to_vec()).unwrap();
+        t.set_info(b_info.clone());
+        for f in b.video() {
+            t.push(f.clone().shifted(offset));
+        }
+        t.finish().unwrap();
+        let events: Vec<_> = outputs.events.try_iter().collect();
+        assert!(
+            !events.iter().any(|e| matches!(
+                e,
+                TranscodeEvent::DecodeError { .. } | TranscodeEvent::RenditionFailed { .. }
+            )),
+            "{events:?}"
+        );
+        let total = a.video().count() + b.video().count();
+        for (r, c) in outputs.renditions.iter().zip(&mut consumers) {
+            let frames = drain(c);
+            assert_eq!(video_pts(&frames).0.len(), total, "{}", r.name);
+            let file = fixture::tmp_dir().join(format!("switch-{}.flv", r.name));
+            fixture::write_flv(&file, &r.info, &frames);
+            let probe = fixture::probe_video(&file);
+            assert_eq!(probe.len(), total);
+            assert!(
+                probe
+                    .iter()
+                    .all(|p| (p.width, p.height) == (r.size.width, r.size.height)),
+                "{}: size kept across the switch",
+                r.name
+            );
         }
     }
 
