@@ -2,6 +2,7 @@
 //! the player page. The daemons stay thin; media logic lives in the stage crates.
 
 pub mod config;
+pub mod load;
 pub mod registry;
 pub mod relay;
 pub mod server;
