@@ -203,6 +203,14 @@ impl VideoDecoder {
     /// Sends one coded picture. A corrupt picture is an [`Error::Decode`]; the decoder stays
     /// usable and recovers at the next keyframe.
     pub fn push(&mut self, frame: &Frame) -> Result<(), Error> {
+        if frame.is_empty() {
+            // An empty packet would tell libavcodec to drain; it is a broken frame instead.
+            return Err(Error::Decode {
+                track: self.track,
+                pts: frame.pts(),
+                source: ff::Error::InvalidData,
+            });
+        }
         let mut packet = ff::Packet::copy(frame.data());
         packet.set_pts(Some(frame.pts()));
         packet.set_dts(Some(frame.dts()));
@@ -367,6 +375,13 @@ impl AudioDecoder {
 
     /// Sends one AAC frame. A corrupt frame is an [`Error::Decode`]; the decoder stays usable.
     pub fn push(&mut self, frame: &Frame) -> Result<(), Error> {
+        if frame.is_empty() {
+            return Err(Error::Decode {
+                track: self.track,
+                pts: frame.pts(),
+                source: ff::Error::InvalidData,
+            });
+        }
         let mut packet = ff::Packet::copy(frame.data());
         packet.set_pts(Some(frame.pts()));
         packet.set_dts(Some(frame.dts()));

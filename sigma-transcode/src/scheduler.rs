@@ -296,6 +296,8 @@ pub struct Transcoder {
     overload: Overload,
     /// Dropping source video until the next keyframe, and why.
     dropping: Option<DropCause>,
+    /// New stream info the decode thread has not been sent yet (its queue was full).
+    pending_info: Option<Arc<StreamInfo>>,
     dropped: u64,
     info: Arc<StreamInfo>,
 }
@@ -415,6 +417,8 @@ impl Transcoder {
                 encoder,
                 producer: shared,
                 events: events.clone(),
+                last_pts: None,
+                carry_keyframe: false,
             };
             let name = format!("sigma-rung-{}", planned.rendition.name);
             threads.push((name.clone(), spawn(&name, move || worker.run(rx))?));
@@ -467,6 +471,7 @@ impl Transcoder {
                 events,
                 overload: options.overload,
                 dropping: None,
+                pending_info: None,
                 dropped: 0,
                 info: source.clone(),
             },
@@ -514,6 +519,16 @@ impl Transcoder {
             push_to(p, frame.clone());
         }
         let Some(tx) = &self.video else { return };
+        if let Some(info) = self.pending_info.take()
+            && let Err(TrySendError::Full(VideoInputMsg::Info(info))) =
+                tx.try_send(VideoInputMsg::Info(info))
+        {
+            // Still no room: this frame cannot go before the info does.
+            self.pending_info = Some(info);
+            self.dropping.get_or_insert(DropCause::Overload);
+            self.dropped += 1;
+            return;
+        }
         if self.dropping.is_some() && !frame.is_keyframe() {
             self.dropped += 1;
             return;
@@ -553,10 +568,22 @@ impl Transcoder {
     }
 
     /// New source stream info (a new generation): the video decoder is reopened if the avcC
-    /// changed. Renditions keep their sizes and encoders.
+    /// changed. Renditions keep their sizes and encoders. Never waits with
+    /// [`Overload::Drop`]: when the queue is full the info goes ahead of the next frame.
     pub fn set_info(&mut self, info: Arc<StreamInfo>) {
         if let Some(tx) = &self.video {
-            let _ = tx.send(VideoInputMsg::Info(info.clone()));
+            match self.overload {
+                Overload::Block => {
+                    let _ = tx.send(VideoInputMsg::Info(info.clone()));
+                }
+                Overload::Drop => {
+                    if let Err(TrySendError::Full(_)) =
+                        tx.try_send(VideoInputMsg::Info(info.clone()))
+                    {
+                        self.pending_info = Some(info.clone());
+                    }
+                }
+            }
         }
         self.info = info;
     }
@@ -801,6 +828,8 @@ struct RungWorker {
     encoder: VideoEncoder,
     producer: SharedProducer,
     events: Events,
+    last_pts: Option<i64>,
+    carry_keyframe: bool,
 }
 
 impl RungWorker {
@@ -864,7 +893,15 @@ impl RungWorker {
     #[cfg(feature = "x264")]
     fn drain(&mut self, g: &mut VideoFilter, frames: &mut u64) -> Result<(), Error> {
         while let Some(p) = g.pull()? {
-            self.encoder.push(&p, p.is_keyframe())?;
+            // x264 needs strictly increasing timestamps; a broken source's repeats are dropped
+            // (a keyframe mark moves to the next picture so GOPs still start).
+            if self.last_pts.is_some_and(|last| p.pts() <= last) {
+                self.carry_keyframe |= p.is_keyframe();
+                continue;
+            }
+            self.last_pts = Some(p.pts());
+            let key = p.is_keyframe() || std::mem::take(&mut self.carry_keyframe);
+            self.encoder.push(&p, key)?;
             while let Some(f) = self.encoder.pull() {
                 *frames += 1;
                 push_to(&self.producer, f);
@@ -1576,7 +1613,8 @@ mod ladder_tests {
     fn source_resolution_change_mid_stream() {
         let a = short_source(1.0);
         let b = fixture::read_mp4(&fixture::ffmpeg_source_480p());
-        let offset = a.video().map(|f| f.dts()).max().unwrap() + 3000
+        // B starts one frame after A's last picture, in both decode and presentation order.
+        let offset = a.video().map(|f| f.pts()).max().unwrap() + 3000
             - b.video().map(|f| f.dts()).min().unwrap();
         let mut ladder = Ladder::default_ladder();
         ladder.renditions.remove(0);
