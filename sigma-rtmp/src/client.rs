@@ -649,6 +649,66 @@ mod tests {
     }
 
     #[test]
+    fn acknowledgements_and_ping() {
+        use crate::chunk::{ChunkDecoder, ChunkLimits, UserControl};
+        let t0 = Instant::now();
+        let (config, _) = ClientConfig::from_url("rtmp://h/live/a").unwrap();
+        let mut c = ClientSession::new(config, t0, 1);
+        let mut s = ServerSession::new(SessionConfig::default(), t0, 2);
+        // Everything the server sends, for a plain decoder to read from the start.
+        let mut tap = BytesMut::new();
+        let exchange = |c: &mut ClientSession, s: &mut ServerSession, tap: &mut BytesMut| loop {
+            let mut moved = false;
+            while c.poll_event().unwrap().is_some() {}
+            while let Some(b) = c.poll_transmit() {
+                s.handle_input(t0, &b);
+                moved = true;
+            }
+            while let Some(e) = s.poll_event().unwrap() {
+                if let ServerEvent::PublishRequested(_) = e {
+                    s.accept_publish().unwrap();
+                }
+            }
+            while let Some(b) = s.poll_transmit() {
+                c.handle_input(t0, &b);
+                tap.extend_from_slice(&b);
+                moved = true;
+            }
+            if !moved {
+                return;
+            }
+        };
+        exchange(&mut c, &mut s, &mut tap);
+        assert!(c.is_publishing());
+        // The client announces a 10,000-byte window and pings; then sends ~60 KB of media.
+        c.conn.send_control(ControlMessage::WindowAckSize(10_000));
+        c.conn
+            .send_control(ControlMessage::UserControl(UserControl::PingRequest(4242)));
+        c.send_info(info()).unwrap();
+        for f in frames(0, 20) {
+            c.send_frame(&f).unwrap();
+        }
+        exchange(&mut c, &mut s, &mut tap);
+        let mut from_server = tap.split_off(1 + 2 * 1536);
+        let mut dec = ChunkDecoder::new(ChunkLimits::default());
+        let mut acks = Vec::new();
+        let mut pong = None;
+        while let Some(m) = dec.decode(&mut from_server).unwrap() {
+            match ControlMessage::parse(m.type_id, &m.payload) {
+                Some(Ok(ControlMessage::Acknowledgement(n))) => acks.push(n),
+                Some(Ok(ControlMessage::UserControl(UserControl::PingResponse(t)))) => {
+                    pong = Some(t)
+                }
+                _ => {}
+            }
+        }
+        assert!(from_server.is_empty());
+        assert_eq!(pong, Some(4242));
+        assert!(acks.len() >= 4, "{acks:?}");
+        assert!(acks.windows(2).all(|w| w[1] - w[0] >= 10_000));
+    }
+
+    #[test]
     fn timeouts_come_from_the_caller_clock() {
         let t0 = Instant::now();
         let mut s = ServerSession::new(SessionConfig::default(), t0, 2);
