@@ -296,6 +296,8 @@ pub struct Transcoder {
     overload: Overload,
     /// Dropping source video until the next keyframe, and why.
     dropping: Option<DropCause>,
+    /// Every rendition's sink, to fail them all when the source fails.
+    all_sinks: Vec<SharedProducer>,
     /// New stream info the decode thread has not been sent yet (its queue was full).
     pending_info: Option<Arc<StreamInfo>>,
     dropped: u64,
@@ -459,7 +461,6 @@ impl Transcoder {
         } else if audio_out_track.is_some() {
             audio_copy = producers.clone();
         }
-        drop(producers);
 
         Ok((
             Transcoder {
@@ -471,6 +472,7 @@ impl Transcoder {
                 events,
                 overload: options.overload,
                 dropping: None,
+                all_sinks: producers,
                 pending_info: None,
                 dropped: 0,
                 info: source.clone(),
@@ -596,6 +598,16 @@ impl Transcoder {
         }
     }
 
+    /// The source failed: every rendition ends with the same error (after what was already
+    /// encoded), and the threads are waited for.
+    pub fn fail(mut self, error: bus::StreamError) -> Result<(), Error> {
+        let error = Error::Unsupported(format!("source failed: {error}"));
+        for p in self.all_sinks.drain(..) {
+            fail(&p, &error);
+        }
+        self.finish()
+    }
+
     /// Ends the source: drains the decoder, filters and encoders, ends every rendition stream
     /// and waits for the threads.
     pub fn finish(mut self) -> Result<(), Error> {
@@ -605,6 +617,7 @@ impl Transcoder {
         self.video = None;
         self.audio = None;
         self.audio_copy.clear();
+        self.all_sinks.clear();
         self.passthrough = None;
         let mut result = Ok(());
         for (name, t) in self.threads.drain(..) {
@@ -1106,17 +1119,22 @@ pub async fn attach(
                     name: "sigma-transcode-input".into(),
                     reason: e.to_string(),
                 })?;
-            rt.block_on(async {
+            let source_error = rt.block_on(async {
                 while let Some(ev) = consumer.recv().await {
                     match ev {
                         bus::Event::Info(i) => transcoder.set_info(i),
                         bus::Event::Frame(f) => transcoder.push(f),
                         bus::Event::Gap { frames } => transcoder.gap(frames),
-                        bus::Event::End | bus::Event::Error(_) => break,
+                        bus::Event::End => break,
+                        bus::Event::Error(e) => return Some(e),
                     }
                 }
+                None
             });
-            transcoder.finish()
+            match source_error {
+                None => transcoder.finish(),
+                Some(e) => transcoder.fail(e),
+            }
         })
         .map_err(|e| Error::Worker {
             name: "sigma-transcode-input".into(),
@@ -1656,6 +1674,34 @@ mod ladder_tests {
                 "{}: size kept across the switch",
                 r.name
             );
+        }
+    }
+
+    #[test]
+    fn a_failed_source_fails_every_rendition() {
+        let src = short_source(0.5);
+        let window = Window::default();
+        let (mut producer, subscriber) = bus::channel(window);
+        producer.set_info(src.info.clone());
+        producer.push(src.frames[0].clone()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut ladder = Ladder::default_ladder();
+        ladder.renditions.truncate(1);
+        let attached = rt
+            .block_on(attach(&ladder, &subscriber, Options::default()))
+            .unwrap();
+        let mut c = attached.outputs.renditions[0].subscriber.subscribe();
+        for f in &src.frames[1..] {
+            producer.push(f.clone()).unwrap();
+        }
+        producer.fail(Arc::new(std::io::Error::other("publisher vanished")));
+        attached.pump.join().unwrap().unwrap();
+        let last = std::iter::from_fn(|| c.pull()).last();
+        match last {
+            Some(bus::Event::Error(e)) => assert!(e.to_string().contains("publisher vanished")),
+            other => panic!("{other:?}"),
         }
     }
 
