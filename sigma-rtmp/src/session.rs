@@ -92,6 +92,8 @@ pub(crate) struct Connection {
     received: u64,
     acked: u64,
     peer_window: Option<u32>,
+    /// The Window Acknowledgement Size we last announced.
+    our_window: Option<u32>,
     pub(crate) dead: bool,
 }
 
@@ -111,6 +113,7 @@ impl Connection {
             received: 0,
             acked: 0,
             peer_window: None,
+            our_window: None,
             dead: false,
         }
     }
@@ -168,8 +171,10 @@ impl Connection {
 
     pub(crate) fn send_control(&mut self, c: ControlMessage) {
         self.send(&c.to_message(0));
-        if let ControlMessage::SetChunkSize(n) = c {
-            self.encoder.set_chunk_size(n);
+        match c {
+            ControlMessage::SetChunkSize(n) => self.encoder.set_chunk_size(n),
+            ControlMessage::WindowAckSize(n) => self.our_window = Some(n),
+            _ => {}
         }
     }
 
@@ -214,6 +219,11 @@ impl Connection {
                 None => return Ok(Some(m)),
                 Some(c) => match c? {
                     ControlMessage::WindowAckSize(w) => self.peer_window = Some(w.max(1)),
+                    // §5.4.5: answer with a Window Acknowledgement Size when it differs from
+                    // the one we last sent.
+                    ControlMessage::SetPeerBandwidth(size, _) if self.our_window != Some(size) => {
+                        self.send_control(ControlMessage::WindowAckSize(size))
+                    }
                     ControlMessage::UserControl(UserControl::PingRequest(t)) => {
                         self.send_control(ControlMessage::UserControl(UserControl::PingResponse(t)))
                     }
