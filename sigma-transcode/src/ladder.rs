@@ -11,6 +11,9 @@ use crate::filter::{Ratio, Size, VideoProcessing, check_size};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// Most renditions in one ladder.
+pub const MAX_RENDITIONS: usize = 16;
+
 /// Conditions on the source for a rendition to be made.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -136,6 +139,15 @@ impl Ladder {
 
     /// Checks the ladder on its own (names, sizes, bitrates), before any source is known.
     pub fn validate(&self) -> Result<(), Error> {
+        if self.renditions.len() > MAX_RENDITIONS {
+            return Err(Error::option(
+                "renditions",
+                format!(
+                    "{} renditions (each is an encoder thread); at most {MAX_RENDITIONS}",
+                    self.renditions.len()
+                ),
+            ));
+        }
         for (i, r) in self.renditions.iter().enumerate() {
             if r.name.is_empty()
                 || r.name == "source"
@@ -390,5 +402,18 @@ mod tests {
         let mut ladder = Ladder::default_ladder();
         ladder.renditions[0].height = 4320;
         assert!(ladder.plan(size(7680, 4320)).is_err());
+        let mut ladder = Ladder::default_ladder();
+        for i in 0..MAX_RENDITIONS {
+            let mut r = ladder.renditions[2].clone();
+            r.name = format!("extra{i}");
+            ladder.renditions.push(r);
+        }
+        assert!(matches!(
+            ladder.validate(),
+            Err(Error::InvalidOption {
+                option: "renditions",
+                ..
+            })
+        ));
     }
 }

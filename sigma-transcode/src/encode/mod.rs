@@ -303,7 +303,7 @@ mod tests {
     }
 
     /// Encodes 1 s of a 440 Hz stereo tone at 48 kHz and decodes it back.
-    fn aac_round_trip(profile: AacProfile, bitrate: u32) -> (AacEncoder, usize, Vec<f32>) {
+    fn aac_round_trip(profile: AacProfile, bitrate: u32) -> (AacEncoder, Vec<Frame>, Vec<f32>) {
         use ffmpeg_next as ff;
         let mut enc = AacEncoder::new(
             &AacSettings { profile, bitrate },
@@ -358,12 +358,14 @@ mod tests {
                 left.extend(b.channel_f32(0));
             }
         }
-        (enc, frames.len(), left)
+        (enc, frames, left)
     }
 
     #[test]
     fn aac_lc_round_trip() {
-        let (enc, n, left) = aac_round_trip(AacProfile::Lc, 128_000);
+        let (enc, frames, left) = aac_round_trip(AacProfile::Lc, 128_000);
+        let n = frames.len();
+        assert!(frames.windows(2).all(|w| w[1].pts() - w[0].pts() == 1024));
         assert_eq!(enc.config().object_type(), 2);
         assert_eq!(
             (enc.config().sample_rate(), enc.config().channels()),
@@ -383,8 +385,13 @@ mod tests {
 
     #[test]
     fn he_aac_round_trip() {
-        let (enc, n, left) = aac_round_trip(AacProfile::HeAac, 48_000);
+        let (enc, frames, left) = aac_round_trip(AacProfile::HeAac, 48_000);
+        let n = frames.len();
         let c = enc.config();
+        // One frame covers 2048 samples at the output rate, and the timestamps say so.
+        assert_eq!(enc.frame_length(), 2048);
+        assert_eq!(c.frame_samples(), 2048, "{c:?}");
+        assert!(frames.windows(2).all(|w| w[1].pts() - w[0].pts() == 2048));
         assert!(
             c.object_type() == 5 || c.output_sample_rate() == 2 * c.sample_rate(),
             "{c:?}"
