@@ -6,8 +6,8 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sigma_benches::{AUDIO, SyntheticStream, VIDEO};
 use sigma_core::{AacConfig, CodecConfig, H264Config, StreamInfo, TrackInfo};
-use sigma_llhls::segmenter::{Output, Segmenter, SegmenterConfig};
 use sigma_llhls::LatencyMode;
+use sigma_llhls::segmenter::{Output, Segmenter, SegmenterConfig};
 use std::hint::black_box;
 use std::time::SystemTime;
 

@@ -19,7 +19,7 @@ use sigma_core::bus::{self, Event};
 use sigma_core::{CodecConfig, MediaKind, TrackId};
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
@@ -88,6 +88,8 @@ pub(crate) struct Stream {
     pub(crate) epoch: String,
     slots: RwLock<Vec<Arc<Slot>>>,
     changed: watch::Sender<u64>,
+    /// Requests parked on `changed` now.
+    waiting: AtomicUsize,
 }
 
 impl Stream {
@@ -227,6 +229,13 @@ impl Origin {
             .cloned()
     }
 
+    /// Requests (blocking playlist reloads, preload-hint and next-segment requests) waiting on
+    /// `stream` now.
+    pub fn waiting(&self, stream: &str) -> usize {
+        self.stream(stream)
+            .map_or(0, |s| s.waiting.load(Ordering::Relaxed))
+    }
+
     /// Removes a stream; its URLs answer 404 from now on. Its publication tasks stop when
     /// their buses end.
     pub fn remove(&self, stream: &str) {
@@ -276,6 +285,7 @@ impl Origin {
                         epoch: new_epoch(),
                         slots: RwLock::new(Vec::new()),
                         changed: watch::channel(0).0,
+                        waiting: AtomicUsize::new(0),
                     });
                     if let Some(old) = streams.insert(stream.to_owned(), s.clone()) {
                         old.bump();
@@ -485,12 +495,25 @@ async fn wait<T>(
     timeout: Duration,
     mut check: impl FnMut() -> Result<Option<T>, Refusal>,
 ) -> Result<T, Refusal> {
+    struct Parked<'a>(&'a AtomicUsize, bool);
+    impl Drop for Parked<'_> {
+        fn drop(&mut self) {
+            if self.1 {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let mut parked = Parked(&s.waiting, false);
     let mut rx = s.changed.subscribe();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         rx.borrow_and_update();
         if let Some(v) = check()? {
             return Ok(v);
+        }
+        if !parked.1 {
+            parked.1 = true;
+            s.waiting.fetch_add(1, Ordering::Relaxed);
         }
         match tokio::time::timeout_at(deadline, rx.changed()).await {
             Ok(Ok(())) => {}

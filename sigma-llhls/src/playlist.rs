@@ -54,6 +54,8 @@ pub struct SegmentEntry {
     pub parts: Vec<PartEntry>,
     /// Bytes in the segment.
     pub bytes: u64,
+    /// `start.program_date_time` formatted once for rendering.
+    date: String,
 }
 
 /// What a rendition report (`EXT-X-RENDITION-REPORT`, §4.4.5.4) says about a rendition.
@@ -199,6 +201,7 @@ impl Rendition {
             self.current = Some(SegmentEntry {
                 msn: part.msn,
                 duration: 0.0,
+                date: format_date(start.program_date_time),
                 start,
                 parts: Vec::new(),
                 bytes: 0,
@@ -551,11 +554,7 @@ impl Rendition {
             );
             *map_gen = Some(seg.start.init_generation);
         }
-        let _ = writeln!(
-            out,
-            "#EXT-X-PROGRAM-DATE-TIME:{}",
-            format_date(seg.start.program_date_time)
-        );
+        let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", seg.date);
         if parts {
             for (i, p) in seg.parts.iter().enumerate() {
                 out.push_str("#EXT-X-PART:DURATION=");
