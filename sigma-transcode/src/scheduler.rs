@@ -1677,6 +1677,66 @@ mod ladder_tests {
         }
     }
 
+    /// Each rendition through sigma-llhls's segmenter (ultra-low mode: 2 s segments, 334 ms
+    /// parts): the init segment carries the encoder's avcC, and every rendition's segments and
+    /// parts start and end at the same times, so a player can switch at any part.
+    #[test]
+    fn renditions_package_into_aligned_llhls_segments() {
+        use sigma_llhls::segmenter::Output as Seg;
+        let src = fixture::read_mp4(&fixture::ffmpeg_source());
+        let mut ladder = Ladder::default_ladder();
+        ladder.keyframes = KeyframePolicy::Every { seconds: 2.0 };
+        let (outs, _) = transcode(&ladder, &src);
+        let mut layouts = Vec::new();
+        for (r, frames) in &outs {
+            let cfg = sigma_llhls::SegmenterConfig::from_timing(
+                sigma_llhls::LatencyMode::UltraLow.timing(),
+            );
+            let mut seg = sigma_llhls::Segmenter::new(cfg);
+            seg.set_info(r.info.clone()).unwrap();
+            let now = std::time::SystemTime::UNIX_EPOCH;
+            let mut out = Vec::new();
+            for f in frames {
+                seg.push(f.clone(), now).unwrap();
+                out.extend(std::iter::from_fn(|| seg.pull()));
+            }
+            seg.finish().unwrap();
+            out.extend(std::iter::from_fn(|| seg.pull()));
+            let init = out
+                .iter()
+                .find_map(|o| match o {
+                    Seg::Init(i) if i.track == TrackId(1) => Some(i),
+                    _ => None,
+                })
+                .expect("a video init segment");
+            assert_eq!(
+                &init.codec,
+                r.info.primary_video().unwrap().codec(),
+                "{}",
+                r.name
+            );
+            let parts: Vec<(u64, u32, u64, u64, bool)> = out
+                .iter()
+                .filter_map(|o| match o {
+                    Seg::Part(p) if p.track == TrackId(1) => Some((
+                        p.msn,
+                        p.index,
+                        p.start,
+                        p.duration,
+                        p.segment_start.is_some(),
+                    )),
+                    _ => None,
+                })
+                .collect();
+            let segments = parts.iter().filter(|p| p.4).count();
+            assert!(segments >= 3, "{}: {segments} segments", r.name);
+            layouts.push((r.name.clone(), parts));
+        }
+        for (name, parts) in &layouts[1..] {
+            assert_eq!(parts, &layouts[0].1, "{name} vs {}", layouts[0].0);
+        }
+    }
+
     #[test]
     fn a_failed_source_fails_every_rendition() {
         let src = short_source(0.5);
