@@ -73,7 +73,15 @@ run_sigma() { # STREAMS VIEWERS OUT
   "$BIN/sigma-load" --rtmp "rtmp://127.0.0.1:$rtmp/live" --http "http://127.0.0.1:$http/live" \
     --media "$MEDIA" --streams "$1" --viewers-per-stream "$2" --duration "$DURATION" \
     --warmup "$WARMUP" --server-pid "$SERVER_PID" --mode llhls --json >"$3" || true
+  # Streams end after the publisher grace period (10 s by default) and log their summary.
+  for _ in $(seq 150); do
+    [ "$(grep -c 'stream ended' "$WORK/sigma-$1x$2.log" || true)" -ge "$1" ] && break
+    sleep 0.1
+  done
   stop_server
+  # The relay logs each stream's frames lost between ingest and packaging when it ends.
+  sed 's/\x1b\[[0-9;]*m//g' "$WORK/sigma-$1x$2.log" | grep -o 'RelaySummary {[^}]*}' \
+    | sed -n 's/.*lost: \([0-9]*\).*/\1/p' | awk '{s += $1; n++} END {print n + 0, s + 0}' >"$3.relay"
 }
 
 run_nginx() { # STREAMS VIEWERS OUT
@@ -147,6 +155,7 @@ for run in $RUNS; do
     nginx) run_nginx "$streams" "$viewers" "$out" ;;
     *) echo "unknown server in RUNS: $server" >&2; exit 2 ;;
   esac
+  echo "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
   results+=("$server:$out")
 done
 
@@ -160,6 +169,11 @@ for arg in sys.argv[1:]:
     except Exception as e:
         rows.append((name, None, str(e)))
         continue
+    try:
+        n, lost = open(path + ".relay").read().split()
+        r["relay"] = f"{lost} in {n} streams"
+    except Exception:
+        r["relay"] = "n/a"
     rows.append((name, r, None))
 cols = [
     ("server", lambda n, r: n),
@@ -177,10 +191,13 @@ cols = [
     ("fetched", lambda n, r: str(r["totals"]["fetched"])),
     ("delivered Mbit/s", lambda n, r: f'{r["totals"]["delivered_mbit_per_second"]:.0f}'),
     ("ingest frames lost", lambda n, r: str(r["totals"]["frames_not_sent"])),
+    ("server-side lost", lambda n, r: r["relay"]),
     ("publisher errors", lambda n, r: str(r["totals"]["publisher_errors"])),
     ("viewer errors", lambda n, r: str(r["totals"]["viewer_errors"]) + (" " + json.dumps(r["totals"]["errors"]) if r["totals"]["viewer_errors"] else "")),
     ("discontinuities", lambda n, r: str(r["totals"]["streams_with_discontinuities"])),
     ("sigma-load CPU %", lambda n, r: f'{r["load_tool_cpu_percent"]:.1f}'),
+    ("machine CPU %", lambda n, r: f'{r["machine"]["cpu_percent"]:.1f} of {100 * r["machine"]["cores"]}'),
+    ("other work CPU %", lambda n, r: f'{r["machine"]["cpu_percent"] - r["server"]["cpu_percent"] - r["load_tool_cpu_percent"]:.1f}'),
 ]
 print()
 w = max(len(c[0]) for c in cols)

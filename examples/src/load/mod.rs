@@ -17,8 +17,8 @@ pub mod viewer;
 use endpoint::{EndpointError, HttpEndpoint};
 use media::Media;
 use publish::IngestStats;
-use report::{IngestReport, Report, ServerReport, StreamReport};
-use stats::ProcessSample;
+use report::{IngestReport, MachineReport, Report, ServerReport, StreamReport};
+use stats::{MachineSample, ProcessSample};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -155,11 +155,13 @@ pub async fn run(config: Config) -> Result<Report, LoadError> {
     };
     let server_before = sample_all(&config.server_pids);
     let self_before = ProcessSample::read("self").ok();
+    let machine_before = MachineSample::read().ok();
     let measured_from = Instant::now();
     tokio::time::sleep_until(end).await;
     let wall = measured_from.elapsed();
     let server_after = sample_all(&config.server_pids);
     let self_after = ProcessSample::read("self").ok();
+    let machine_after = MachineSample::read().ok();
 
     let mut streams = Vec::new();
     for ((name, publisher), handles) in names.iter().zip(publishers).zip(viewers) {
@@ -217,5 +219,14 @@ pub async fn run(config: Config) -> Result<Report, LoadError> {
         (Some(b), Some(a)) => Some(stats::cpu_percent(b.cpu_ticks, a.cpu_ticks, wall)),
         _ => None,
     };
-    Ok(Report::new(&config, wall, streams, server, load_cpu))
+    let machine = match (machine_before, machine_after) {
+        (Some(b), Some(a)) => Some(MachineReport {
+            cores: a.cores,
+            cpu_percent: stats::cpu_percent(b.busy_ticks, a.busy_ticks, wall),
+        }),
+        _ => None,
+    };
+    Ok(Report::new(
+        &config, wall, streams, server, load_cpu, machine,
+    ))
 }

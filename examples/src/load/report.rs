@@ -103,6 +103,15 @@ pub struct ServerReport {
     pub exited: Vec<u32>,
 }
 
+/// The whole machine during the measured window.
+#[derive(Clone, Debug, Serialize)]
+pub struct MachineReport {
+    /// Cores.
+    pub cores: u32,
+    /// CPU busy over all cores, in % of one core (at most `100 × cores`).
+    pub cpu_percent: f64,
+}
+
 /// Totals over all streams.
 #[derive(Clone, Debug, Serialize)]
 pub struct Totals {
@@ -145,6 +154,8 @@ pub struct Report {
     pub server: Option<ServerReport>,
     /// This tool's own CPU (it shares the machine), % of one core.
     pub load_tool_cpu_percent: Option<f64>,
+    /// The whole machine (server, this tool and anything else running).
+    pub machine: Option<MachineReport>,
     /// Per stream.
     pub per_stream: Vec<StreamReport>,
 }
@@ -157,6 +168,7 @@ impl Report {
         mut per_stream: Vec<StreamReport>,
         server: Option<ServerReport>,
         load_tool_cpu_percent: Option<f64>,
+        machine: Option<MachineReport>,
     ) -> Self {
         let secs = wall.as_secs_f64().max(1e-9);
         let mut all = Delays::default();
@@ -197,6 +209,7 @@ impl Report {
             totals,
             server,
             load_tool_cpu_percent,
+            machine,
             per_stream,
         }
     }
@@ -305,6 +318,13 @@ impl Report {
         }
         if let Some(c) = self.load_tool_cpu_percent {
             let _ = writeln!(o, "sigma-load itself: CPU {c:.1} % of one core");
+        }
+        if let Some(m) = &self.machine {
+            let _ = writeln!(
+                o,
+                "whole machine: CPU {:.1} % of one core ({} cores; includes other work)",
+                m.cpu_percent, m.cores
+            );
         }
         o
     }

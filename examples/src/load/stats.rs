@@ -151,6 +151,49 @@ impl ProcessSample {
     }
 }
 
+/// The whole machine's CPU time, from the first line of `/proc/stat` (proc(5)), so a report
+/// can say how busy the machine was with other work during a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MachineSample {
+    /// Non-idle time of all cores (`user nice system irq softirq steal`), in [`USER_HZ`] ticks.
+    pub busy_ticks: u64,
+    /// Number of cores (`cpuN` lines).
+    pub cores: u32,
+}
+
+impl MachineSample {
+    /// Reads `/proc/stat`.
+    pub fn read() -> std::io::Result<MachineSample> {
+        let stat = std::fs::read_to_string("/proc/stat")?;
+        Self::parse(&stat).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "unexpected /proc/stat layout",
+            )
+        })
+    }
+
+    /// Parses `/proc/stat` text.
+    pub fn parse(stat: &str) -> Option<MachineSample> {
+        let first = stat.lines().next()?.strip_prefix("cpu ")?;
+        let v: Vec<u64> = first
+            .split_whitespace()
+            .map(|x| x.parse().ok())
+            .collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq steal [guest guest_nice] (guest time is
+        // already counted in user).
+        let busy = v.get(..3)?.iter().sum::<u64>() + v.get(5..8)?.iter().sum::<u64>();
+        let cores = stat
+            .lines()
+            .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+            .count() as u32;
+        Some(MachineSample {
+            busy_ticks: busy,
+            cores,
+        })
+    }
+}
+
 /// CPU use between two samples as a percentage of one core.
 pub fn cpu_percent(start: u64, end: u64, wall: Duration) -> f64 {
     let secs = wall.as_secs_f64();
@@ -219,5 +262,14 @@ mod tests {
         let me = ProcessSample::read("self").unwrap();
         assert!(me.rss_kib > 0 && me.hwm_kib >= me.rss_kib);
         assert_eq!(cpu_percent(100, 250, Duration::from_secs(3)), 50.0);
+        let stat = "cpu  10 1 5 1000 7 2 3 4 0 0\ncpu0 5 0 2 500 3 1 1 2 0 0\ncpu1 5 1 3 500 4 1 2 2 0 0\nintr 1\n";
+        assert_eq!(
+            MachineSample::parse(stat),
+            Some(MachineSample {
+                busy_ticks: 25,
+                cores: 2
+            })
+        );
+        assert!(MachineSample::read().unwrap().cores >= 1);
     }
 }
