@@ -27,7 +27,7 @@ for mode in "${modes[@]}"; do
   timeout $((seconds + 60)) ffmpeg -nostdin -loglevel error -re \
     -f lavfi -i "testsrc2=size=1280x720:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
     -t $((seconds + 40)) -c:v libx264 -preset veryfast -tune zerolatency -g 30 -keyint_min 30 -b:v 2500k \
-    -pix_fmt yuv420p -c:a aac -b:a 128k -f flv "rtmp://127.0.0.1:$rtmp_port/live/bench" &
+    -pix_fmt yuv420p -c:a aac -b:a 128k -f flv "rtmp://127.0.0.1:$rtmp_port/live/bench" 2>"$work/ffmpeg-$mode.log" &
   pids+=($!)
   # Let the playlist fill before the player starts (normal mode needs a few 6 s segments).
   case "$mode" in normal) sleep 20 ;; low) sleep 5 ;; *) sleep 3 ;; esac
