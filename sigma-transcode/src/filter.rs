@@ -130,6 +130,11 @@ impl VideoProcessing {
 
     /// The size after padding (if asked) and the final size.
     fn sizes(&self, width: u32, height: u32) -> Result<(Option<Size>, Size), Error> {
+        if !(16..=16_384).contains(&width) || !(16..=16_384).contains(&height) {
+            return Err(Error::Unsupported(format!(
+                "a {width}x{height} picture (16x16 to 16384x16384 are processed)"
+            )));
+        }
         let (mut w, mut h) = (width, height);
         if let Some(c) = self.crop {
             let cw = u64::from(c.left) + u64::from(c.right);
@@ -163,19 +168,19 @@ impl VideoProcessing {
             a.check("pad_to_aspect")?;
             let (num, den) = (u64::from(a.num), u64::from(a.den));
             // w/h < num/den: pillarbox (wider); otherwise letterbox (taller).
-            if u64::from(w) * den < u64::from(h) * num {
-                w = (u64::from(h) * num / den) as u32;
+            let (pw, ph) = if u64::from(w) * den < u64::from(h) * num {
+                (u64::from(h) * num / den, u64::from(h))
             } else {
-                h = (u64::from(w) * den / num) as u32;
-            }
-            w = (w + 1) & !1;
-            h = (h + 1) & !1;
-            if w > MAX_WIDTH * 4 || h > MAX_HEIGHT * 4 {
+                (u64::from(w), u64::from(w) * den / num)
+            };
+            let (pw, ph) = ((pw + 1) & !1, (ph + 1) & !1);
+            if pw > u64::from(MAX_WIDTH) * 4 || ph > u64::from(MAX_HEIGHT) * 4 {
                 return Err(Error::option(
                     "pad_to_aspect",
-                    format!("{w}x{h} is too large"),
+                    format!("{pw}x{ph} is too large"),
                 ));
             }
+            (w, h) = (pw as u32, ph as u32);
         }
         let padded = self.pad_to_aspect.map(|_| Size {
             width: w,
@@ -898,6 +903,35 @@ mod tests {
             .map(|p| p.pts())
             .collect();
         assert_eq!(keys, [0, 90_000]);
+    }
+
+    proptest::proptest! {
+        /// Any options on any input size: an error or a sane size, never a panic, and the
+        /// chain is built from the same validated numbers.
+        #[test]
+        fn options_never_panic(
+            w in 0u32..20_000, h in 0u32..20_000,
+            crop in proptest::option::of((0u32..20_000, 0u32..20_000, 0u32..20_000, 0u32..20_000)),
+            rot in 0u8..4,
+            aspect in proptest::option::of((0u32..2_000_000, 0u32..2_000_000)),
+            resize in proptest::option::of((0u32..10_000, 0u32..10_000)),
+            denoise in proptest::option::of(-100f32..100.0),
+        ) {
+            let p = VideoProcessing {
+                crop: crop.map(|(left, top, right, bottom)| Crop { left, top, right, bottom }),
+                rotate: [None, Some(Rotation::Clockwise90), Some(Rotation::Clockwise180),
+                    Some(Rotation::Clockwise270)][rot as usize],
+                pad_to_aspect: aspect.map(|(num, den)| Ratio { num, den }),
+                resize: resize.map(|(width, height)| Size { width, height }),
+                denoise,
+                ..Default::default()
+            };
+            if let Ok(out) = p.output_size(w, h) {
+                proptest::prop_assert!(out.width >= 1 && out.height >= 1);
+                proptest::prop_assert!(out.width <= 16_384 && out.height <= 16_384);
+                proptest::prop_assert!(p.chain(w, h).is_ok());
+            }
+        }
     }
 
     #[test]

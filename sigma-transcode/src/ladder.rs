@@ -375,6 +375,27 @@ mod tests {
         assert!(serde_json::from_str::<Ladder>(bad).is_err());
     }
 
+    proptest::proptest! {
+        /// Any source size and rendition size: a plan or an error, never a panic; planned
+        /// renditions never upscale and are even-sized.
+        #[test]
+        fn planning_never_panics(
+            sw in 0u32..20_000, sh in 0u32..20_000,
+            rh in 0u32..5_000, rw in proptest::option::of(0u32..5_000),
+        ) {
+            let mut ladder = Ladder::default_ladder();
+            ladder.renditions[0].height = rh;
+            ladder.renditions[0].width = rw;
+            if let Ok(plan) = ladder.plan(size(sw, sh)) {
+                for p in &plan.renditions {
+                    proptest::prop_assert!(p.size.width <= sw && p.size.height <= sh);
+                    proptest::prop_assert!(p.size.width % 2 == 0 && p.size.height % 2 == 0);
+                }
+                proptest::prop_assert_eq!(plan.renditions.len() + plan.skipped.len(), 3);
+            }
+        }
+    }
+
     #[test]
     fn the_toml_example_in_docs_parses() {
         let doc = include_str!("../../docs/transcode.md");
