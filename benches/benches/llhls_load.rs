@@ -13,6 +13,7 @@
 //! server side together (an upper bound for the server's share).
 //!
 //! Run: `ulimit -n 20000; cargo bench -p sigma-benches --bench llhls_load`
+//! (`LLHLS_LOAD_H2=1` for HTTP/2 over 50 connections, `LLHLS_LOAD_ROUNDS=N` for N parts).
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use sigma_benches::{AUDIO, SyntheticStream, VIDEO};
@@ -30,6 +31,7 @@ use tokio::sync::{mpsc, watch};
 const CLIENTS: usize = 5000;
 const ROUNDS: usize = 10;
 const STREAM: &str = "load";
+const H2_CONNECTIONS: usize = 50;
 
 fn stream_info() -> Arc<StreamInfo> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../sigma-core/testdata/");
@@ -131,7 +133,40 @@ async fn client(
     }
 }
 
+/// One HTTP/2 stream slot on a shared connection: per round, one request, the arrival time
+/// of the complete response reported.
+async fn h2_client(
+    mut send: hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    mut rounds: watch::Receiver<Option<(usize, Arc<str>)>>,
+    done: mpsc::Sender<(usize, Option<Instant>)>,
+) {
+    use http_body_util::BodyExt;
+    while rounds.changed().await.is_ok() {
+        let Some((round, path)) = rounds.borrow_and_update().clone() else {
+            return;
+        };
+        let answered = async {
+            let req = http::Request::get(format!("http://127.0.0.1{path}"))
+                .body(http_body_util::Empty::new())
+                .ok()?;
+            let resp = send.send_request(req).await.ok()?;
+            if !resp.status().is_success() {
+                return None;
+            }
+            resp.into_body().collect().await.ok()?;
+            Some(Instant::now())
+        }
+        .await;
+        if done.send((round, answered)).await.is_err() {
+            return;
+        }
+    }
+}
+
 fn main() {
+    // `LLHLS_LOAD_H2=1`: the same 5,000 requests as streams of 50 HTTP/2 (h2c) connections,
+    // as browsers and CDN edges send them (Apple requires HTTP/2 for LL-HLS).
+    let h2 = std::env::var_os("LLHLS_LOAD_H2").is_some();
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -247,6 +282,21 @@ fn main() {
     let (round_tx, round_rx) = watch::channel::<Option<(usize, Arc<str>)>>(None);
     let (done_tx, mut done_rx) = mpsc::channel::<(usize, Option<Instant>)>(CLIENTS * 2);
     client_rt.block_on(async {
+        if h2 {
+            for _ in 0..H2_CONNECTIONS {
+                let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+                tcp.set_nodelay(true).expect("nodelay");
+                let (send, conn) =
+                    hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                        .await
+                        .expect("h2 handshake");
+                tokio::spawn(conn);
+                for _ in 0..CLIENTS / H2_CONNECTIONS {
+                    tokio::spawn(h2_client(send.clone(), round_rx.clone(), done_tx.clone()));
+                }
+            }
+            return;
+        }
         for _ in 0..CLIENTS / 250 {
             let batch: Vec<_> = (0..250)
                 .map(|_| tokio::spawn(tokio::net::TcpStream::connect(addr)))
@@ -342,8 +392,13 @@ fn main() {
             .copied()
             .unwrap_or_default()
     };
+    let transport = if h2 {
+        format!("HTTP/2 (h2c) over {H2_CONNECTIONS} connections")
+    } else {
+        format!("HTTP/1.1 over {CLIENTS} connections")
+    };
     println!(
-        "llhls_load: {CLIENTS} concurrent blocking playlist requests, {ROUNDS} parts, HTTP/1.1 loopback, 2 server + 2 client threads"
+        "llhls_load: {CLIENTS} concurrent blocking playlist requests, {rounds} parts, {transport}, loopback, 2 server + 2 client threads"
     );
     println!(
         "  wake-to-answer: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} answers, {failures} failed)",

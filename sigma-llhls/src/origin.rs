@@ -3,10 +3,11 @@
 //!
 //! This is the IO layer around the sans-IO [`Segmenter`] and [`Rendition`]: the publish task
 //! reads a [`bus::Consumer`], stamps frames with the wall clock, and routes the segmenter's
-//! output into the renditions' windows. Each stream has one `tokio::sync::watch` channel whose
-//! value grows on every change; a waiting request is a future parked on it, so thousands of
-//! waiting requests cost no thread each and every new part wakes them in O(waiters). Rendered
-//! playlists are cached per stream version, so a wake of N waiters renders once.
+//! output into the renditions' windows. Each rendition has a `tokio::sync::watch` channel whose
+//! value grows on every change of that rendition; a waiting request is a future parked on it, so
+//! thousands of waiting requests cost no thread each, a new part wakes only the requests of its
+//! own rendition, in O(waiters). Rendered playlists are cached per rendition version (and the
+//! other renditions' versions, for their reports), so a wake of N waiters renders once.
 
 use crate::directive::{Directives, Skip};
 use crate::playlist::{
@@ -71,10 +72,19 @@ pub(crate) struct Slot {
     pub(crate) kind: MediaKind,
     pub(crate) state: Mutex<Rendition>,
     cache: Mutex<Option<Cached>>,
+    /// Grows on every change of this rendition; its waiters park here, so a new audio part
+    /// does not wake requests waiting for video.
+    changed: watch::Sender<u64>,
+}
+
+impl Slot {
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v += 1);
+    }
 }
 
 struct Cached {
-    /// Stream version (other renditions' reports) and this rendition's own version.
+    /// This rendition's version and the sum of the others' (their reports).
     version: (u64, u64),
     skip: bool,
     plain: Bytes,
@@ -87,6 +97,7 @@ pub(crate) struct Stream {
     /// Names the stream's publication in media URIs, so caches never mix two publications.
     pub(crate) epoch: String,
     slots: RwLock<Vec<Arc<Slot>>>,
+    /// Grows on every change of any rendition (multivariant waits).
     changed: watch::Sender<u64>,
     /// Requests parked on `changed` now.
     waiting: AtomicUsize,
@@ -106,12 +117,15 @@ impl Stream {
         self.slots.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn version(&self) -> u64 {
-        *self.changed.borrow()
-    }
-
     fn bump(&self) {
         self.changed.send_modify(|v| *v += 1);
+    }
+
+    fn bump_all(&self) {
+        for slot in self.slots() {
+            slot.bump();
+        }
+        self.bump();
     }
 
     fn ended(&self) -> bool {
@@ -245,7 +259,7 @@ impl Origin {
             .unwrap_or_else(|p| p.into_inner())
             .remove(stream);
         if let Some(s) = removed {
-            s.bump();
+            s.bump_all();
         }
     }
 
@@ -288,7 +302,7 @@ impl Origin {
                         waiting: AtomicUsize::new(0),
                     });
                     if let Some(old) = streams.insert(stream.to_owned(), s.clone()) {
-                        old.bump();
+                        old.bump_all();
                     }
                     s
                 }
@@ -319,6 +333,7 @@ impl Origin {
                         timing: s.timing,
                     })),
                     cache: Mutex::new(None),
+                    changed: watch::channel(0).0,
                 })
             };
             let video = mk(&opts.variant, MediaKind::Video);
@@ -341,7 +356,7 @@ impl Origin {
     pub async fn multivariant(&self, stream: &str) -> Result<Bytes, Refusal> {
         let s = self.stream(stream).ok_or(Refusal::NotFound)?;
         let timeout = s.block_timeout();
-        wait(&s, timeout, || {
+        wait(&s, s.changed.subscribe(), timeout, || {
             let slots = s.slots();
             let ready = slots
                 .iter()
@@ -368,7 +383,7 @@ impl Origin {
         let slot = s.slot(rendition).ok_or(Refusal::NotFound)?;
         let timeout = s.block_timeout();
         let skip = d.skip != Skip::No;
-        let (body, gzipped) = wait(&s, timeout, || {
+        let (body, gzipped) = wait(&s, slot.changed.subscribe(), timeout, || {
             let ready = {
                 let st = lock(&slot.state);
                 match d.msn {
@@ -463,7 +478,7 @@ impl Origin {
         readiness: impl Fn(&Rendition) -> Result<Readiness, Error>,
     ) -> Result<Served, Refusal> {
         let timeout = s.block_timeout();
-        let chunks = wait(s, timeout, || {
+        let chunks = wait(s, slot.changed.subscribe(), timeout, || {
             let st = lock(&slot.state);
             if let Some(c) = get(&st) {
                 return Ok(Some(c));
@@ -492,6 +507,7 @@ impl From<Error> for Refusal {
 /// passes (503). A removed stream answers 404.
 async fn wait<T>(
     s: &Arc<Stream>,
+    mut rx: watch::Receiver<u64>,
     timeout: Duration,
     mut check: impl FnMut() -> Result<Option<T>, Refusal>,
 ) -> Result<T, Refusal> {
@@ -504,7 +520,6 @@ async fn wait<T>(
         }
     }
     let mut parked = Parked(&s.waiting, false);
-    let mut rx = s.changed.subscribe();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         rx.borrow_and_update();
@@ -536,7 +551,13 @@ fn gzip_bytes(data: &[u8]) -> Option<Bytes> {
 fn render_cached(s: &Stream, slot: &Slot, skip: bool, gzip: bool) -> (Bytes, bool) {
     // The rendition's own version is part of the key: a waiter that saw a new part must never
     // get a playlist rendered before it, even if the stream-wide bump has not happened yet.
-    let version = (s.version(), lock(&slot.state).version());
+    let others = |s: &Stream| {
+        s.slots()
+            .iter()
+            .filter(|o| o.name != slot.name)
+            .fold(0u64, |acc, o| acc.wrapping_add(lock(&o.state).version()))
+    };
+    let version = (lock(&slot.state).version(), others(s));
     let mut cache = lock(&slot.cache);
     let hit = cache
         .as_ref()
@@ -553,7 +574,7 @@ fn render_cached(s: &Stream, slot: &Slot, skip: bool, gzip: bool) -> (Bytes, boo
             (st.render(RenderOptions { skip }, &reports), st.version())
         };
         *cache = Some(Cached {
-            version: (version.0, own),
+            version: (own, version.1),
             skip,
             plain: Bytes::from(text),
             gzip: None,
@@ -652,6 +673,7 @@ async fn run(
         fn drop(&mut self) {
             for s in &self.1 {
                 lock(&s.state).end();
+                s.bump();
             }
             self.0.bump();
         }
@@ -680,9 +702,8 @@ async fn run(
         if let Err(e) = result {
             tracing::warn!(error = %e, "segmenter refused input");
         }
-        let mut changed = false;
+        let (mut video_changed, mut audio_changed) = (false, false);
         while let Some(out) = seg.pull() {
-            changed = true;
             let slot = match &out {
                 Output::Init(init) => {
                     let slot = match init.kind {
@@ -700,9 +721,19 @@ async fn run(
             };
             if let Some(slot) = slot {
                 lock(&slot.state).push(out);
+                match slot.kind {
+                    MediaKind::Video => video_changed = true,
+                    MediaKind::Audio => audio_changed = true,
+                }
             }
         }
-        if changed {
+        if video_changed {
+            video.bump();
+        }
+        if audio_changed && let Some(a) = &audio {
+            a.bump();
+        }
+        if video_changed || audio_changed {
             stream.bump();
         }
         if done {
