@@ -169,11 +169,13 @@ fn main() {
     let h2 = std::env::var_os("LLHLS_LOAD_H2").is_some();
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("server")
         .enable_all()
         .build()
         .expect("server runtime");
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("client")
         .enable_all()
         .build()
         .expect("client runtime");

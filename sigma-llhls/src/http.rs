@@ -747,6 +747,60 @@ mod request_tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn abr_variants_share_the_audio_group_and_report_each_other() {
+        let origin = Origin::new();
+        let window = Window {
+            max_groups: 64,
+            max_frames: 1 << 16,
+            max_bytes: 1 << 30,
+        };
+        let (mut hi, hi_sub) = bus::channel(window);
+        let (mut lo, lo_sub) = bus::channel(window);
+        hi.set_info(fixture::synthetic_info(1));
+        let small =
+            sigma_core::H264Config::from_avcc(fixture::core_testdata("x264_baseline_360p25.avcc"))
+                .unwrap();
+        lo.set_info(
+            sigma_core::StreamInfo::new(
+                1,
+                vec![
+                    sigma_core::TrackInfo::new(VIDEO, 90_000, sigma_core::CodecConfig::H264(small))
+                        .unwrap(),
+                ],
+            )
+            .unwrap(),
+        );
+        let mut opts = PublishOptions::new(LatencyMode::UltraLow);
+        opts.variant = "720p".into();
+        let _a = origin.publish("s", &hi_sub, opts.clone()).unwrap();
+        opts.variant = "360p".into();
+        opts.audio = false;
+        let _b = origin.publish("s", &lo_sub, opts.clone()).unwrap();
+        assert!(matches!(
+            origin.publish("s", &lo_sub, opts),
+            Err(crate::Error::AlreadyPublished(_))
+        ));
+        for f in fixture::synthetic_frames(5, 60) {
+            if f.track() == VIDEO {
+                lo.push(f.clone()).unwrap();
+            }
+            hi.push(f).unwrap();
+        }
+        let addr = serve(origin.clone()).await;
+        let t = get(addr, "/live/s/index.m3u8").await.text();
+        assert!(
+            t.contains("CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720"),
+            "{t}"
+        );
+        assert!(t.contains("CODECS=\"avc1.42c01e,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=25.000,AUDIO=\"audio\"\n360p.m3u8"), "{t}");
+        let p =
+            fixture::parse_media_playlist(&get(addr, "/live/s/360p.m3u8").await.text()).unwrap();
+        let mut reports = p.reports.clone();
+        reports.sort();
+        assert_eq!(reports, ["720p.m3u8", "audio.m3u8"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn errors_cors_and_gzip() {
         let mut live = Live::start(ultra_low()).await;
         live.push_until(7.0, false).await;
