@@ -414,10 +414,16 @@ impl Rendition {
         Some(v)
     }
 
-    /// Bits per second: the peak and the average over the listed complete segments.
+    /// Bits per second: the peak and the average over the listed complete segments (over the
+    /// segment in progress while there is none: a partial segment's rate is not its peak).
     pub fn bandwidth(&self) -> Option<(u64, u64)> {
         let (mut peak, mut bits, mut secs) = (0.0f64, 0.0f64, 0.0f64);
-        for s in self.listed().chain(self.current.iter()) {
+        let measured: Vec<&SegmentEntry> = if self.has_segment() {
+            self.listed().collect()
+        } else {
+            self.current.iter().collect()
+        };
+        for s in measured {
             if s.duration > 0.0 {
                 peak = peak.max(s.bytes as f64 * 8.0 / s.duration);
                 bits += s.bytes as f64 * 8.0;
@@ -846,6 +852,24 @@ mod tests {
         {
             fixture::attributes(line.1).unwrap();
         }
+    }
+
+    #[test]
+    fn bandwidth_is_measured_over_complete_segments() {
+        let (v, _) = fed(LatencyMode::UltraLow, 31, 60, false);
+        let (peak, avg) = v.bandwidth().unwrap();
+        let mut rates = Vec::new();
+        let (mut bits, mut secs) = (0.0, 0.0);
+        for seg in v.listed() {
+            let b: usize = v.segment(seg.msn).unwrap().iter().map(Bytes::len).sum();
+            rates.push(b as f64 * 8.0 / seg.duration);
+            bits += b as f64 * 8.0;
+            secs += seg.duration;
+        }
+        let want_peak = rates.iter().cloned().fold(0.0, f64::max).ceil() as u64;
+        assert_eq!(peak, want_peak);
+        assert_eq!(avg, (bits / secs).ceil() as u64);
+        assert!(peak >= avg && avg > 0);
     }
 
     #[test]
