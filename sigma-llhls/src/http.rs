@@ -456,6 +456,26 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any path routes or is refused without panicking, and a route never carries a name
+        /// that could leave the namespace.
+        #[test]
+        fn any_path_is_safe(path in "(/live)?(/[a-z0-9._%-]{0,12}){0,6}") {
+            if let Some(r) = route("/live", &path) {
+                let names: Vec<&str> = match r {
+                    Route::Multivariant { stream } => vec![stream],
+                    Route::Media { stream, rendition } => vec![stream, rendition],
+                    Route::Init { stream, rendition, epoch, .. }
+                    | Route::Segment { stream, rendition, epoch, .. }
+                    | Route::Part { stream, rendition, epoch, .. } => vec![stream, rendition, epoch],
+                };
+                for n in names {
+                    proptest::prop_assert!(crate::origin::valid_name(n), "{}", n);
+                }
+            }
+        }
+    }
+
     #[test]
     fn gzip_negotiation() {
         let h = |v: &'static str| {
