@@ -7,9 +7,12 @@
 //!
 //! The graph is a push/pull pair like the decoders: [`VideoFilter::push`] a [`Picture`],
 //! [`VideoFilter::pull`] until `None`. Pictures are shared between threads (`Arc<Picture>`), so
-//! they enter the graph with `av_buffersrc_write_frame`, which takes new references and leaves
-//! the shared frame untouched (ffmpeg-next's `Source::add` would move the references out of a
-//! frame other threads are reading). That call is the only `unsafe` in this module.
+//! they enter the graph as new references to the same buffers (`av_frame_clone`, no pixel copy)
+//! through `av_buffersrc_write_frame`, which leaves the shared frame untouched (ffmpeg-next's
+//! `Source::add` would move the references out of a frame other threads are reading). Frames
+//! with negative line sizes (what `vflip` produces) are copied once into positive ones, which
+//! ffmpeg-next's plane accessors and x264 need. Those three calls are the module's only
+//! `unsafe`, each with its invariant stated.
 #![allow(unsafe_code)]
 
 use crate::Error;
