@@ -6,10 +6,13 @@
 //! read, and still returns them so the session can see them.
 //!
 //! **Copies.** The decoder works on the connection's input buffer (`BytesMut`). A message that
-//! arrives in one chunk is cut out of that buffer with `split_to(len).freeze()` (no copy); a
-//! message split over several chunks is assembled once into a `BytesMut` of its announced length
-//! allocated when its first chunk arrives (one copy). Frames are then `Bytes::slice`s of the
-//! message. So every payload byte is copied at most once between the socket buffer and a frame.
+//! is complete in one chunk when its header is parsed is cut out of that buffer with
+//! `split_to(len).freeze()` (no copy); any other message gets one `BytesMut` of its announced
+//! length at its first chunk, and each chunk's payload is appended as soon as its bytes are in
+//! the input, even partly (one copy). Frames are then `Bytes::slice`s of the message. After
+//! every `decode` that needs more input, only an incomplete chunk header (under 18 bytes) is
+//! left in the input, so growing the input buffer for the next read never moves payload bytes:
+//! every payload byte is copied at most once between the socket buffer and a frame.
 //!
 //! **Limits** ([`ChunkLimits`]): the chunk size a peer may set, the message length it may
 //! announce, how many chunk streams it may use, and how many bytes of partly received messages
@@ -153,7 +156,7 @@ impl ChunkDecoder {
             pos: 0,
             buffered: 0,
             current: None,
-            zero_copy_max: 64 << 10,
+            zero_copy_max: 0,
         }
     }
 
@@ -388,11 +391,12 @@ impl ChunkDecoder {
         }
         let this_len = len.min(self.chunk_size) as usize;
         let whole = this_len == len as usize;
-        if whole && this_len <= self.zero_copy_max && input.len() < at + this_len {
+        let complete_now = whole && input.len() >= at + this_len;
+        if whole && !complete_now && this_len <= self.zero_copy_max {
             // Wait for the whole single-chunk message so it can be cut out without a copy.
             return Ok(Step::NeedMore);
         }
-        if !whole || this_len > self.zero_copy_max {
+        if !complete_now {
             let would = self.buffered + len as usize;
             if would > self.limits.max_buffered_bytes {
                 return Err(Error::MemoryLimit {
@@ -420,7 +424,7 @@ impl ChunkDecoder {
         st.has_header = true;
         input.advance(at);
         self.pos += at as u64;
-        if whole && input.len() >= this_len {
+        if complete_now {
             self.pos += this_len as u64;
             let payload = input.split_to(this_len).freeze();
             return Ok(Step::Message(Message {
@@ -1093,6 +1097,10 @@ mod tests {
                 rest = &rest[n..];
                 while let Some(m) = dec.decode(&mut input).unwrap() {
                     got.push(m);
+                }
+                if zero_copy_max == 0 {
+                    // Copy-at-most-once: no payload byte is left behind in the input buffer.
+                    prop_assert!(input.len() < 18, "{} bytes left in the input", input.len());
                 }
             }
             prop_assert!(input.is_empty());

@@ -22,10 +22,11 @@
 //! [`publisher`] (the client driver).
 //!
 //! # Copies
-//! Socket reads land in the session's input buffer. A message carried by one chunk is cut out
-//! of that buffer with `split_to().freeze()`; a message split over chunks is assembled once into
-//! a buffer of its announced size; frames are `Bytes` slices of the message. So a payload byte
-//! is copied at most once between the socket buffer and the frame. See docs/rtmp.md.
+//! Socket reads land in the session's input buffer. A message complete in one chunk is cut out
+//! of that buffer with `split_to().freeze()`; any other message is assembled once into a buffer
+//! of its announced size as its bytes arrive; frames are `Bytes` slices of the message; only an
+//! incomplete chunk header is ever left behind in the input. So a payload byte is copied at most
+//! once between the socket buffer and the frame. See docs/rtmp.md.
 //!
 //! # Errors
 //! One [`Error`] enum; each variant ends only its own connection. Limits have their own

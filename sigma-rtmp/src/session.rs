@@ -99,8 +99,9 @@ pub(crate) struct Connection {
 
 impl Connection {
     pub(crate) fn new(config: SessionConfig, handshake: Handshake, now: Instant) -> Self {
-        let mut decoder = ChunkDecoder::new(config.chunk);
-        decoder.set_zero_copy_max(config.max_input_buffer.saturating_sub(32));
+        // The decoder's default never leaves payload bytes in the input buffer (see
+        // `ChunkDecoder::set_zero_copy_max`), which keeps the copy-at-most-once guarantee.
+        let decoder = ChunkDecoder::new(config.chunk);
         Connection {
             config,
             handshake,
