@@ -1331,7 +1331,34 @@ mod ladder_tests {
         top.height = 1080;
         top.video.bitrate_kbps = 5000;
         ladder.renditions.insert(0, top);
-        let (mut t, outputs) = Transcoder::new(&ladder, &src.info, Options::default()).unwrap();
+        // Capture the log while planning.
+        #[derive(Clone, Default)]
+        struct Log(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Log {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let log = Log::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let (mut t, outputs) = tracing::subscriber::with_default(subscriber, || {
+            Transcoder::new(&ladder, &src.info, Options::default()).unwrap()
+        });
+        let logged = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            logged.contains("rendition skipped")
+                && logged.contains("1080p")
+                && logged.contains("source is 1280x720; 1920x1080 would upscale"),
+            "{logged}"
+        );
         let names: Vec<_> = outputs.renditions.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["720p", "480p", "360p"]);
         assert_eq!(outputs.skipped.len(), 1);
