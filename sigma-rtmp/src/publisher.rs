@@ -16,6 +16,7 @@
 
 use crate::Error;
 use crate::client::{ClientConfig, ClientEvent, ClientSession};
+use sigma_core::bus::{Consumer, Event};
 use sigma_core::{Frame, StreamInfo};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -119,6 +120,34 @@ impl Publisher {
         self.poll_incoming()?;
         self.session.send_frame(frame)?;
         self.flush().await
+    }
+
+    /// Restreams a bus stream: sends every [`Event::Info`] and [`Event::Frame`] from `consumer`
+    /// until the stream ends, then finishes the publish. A gap (the consumer fell behind) is
+    /// skipped over, since the bus resumes at a group start. Returns the number of frames sent.
+    pub async fn forward(mut self, mut consumer: Consumer) -> Result<u64, Error> {
+        let mut sent = 0;
+        while let Some(ev) = consumer.recv().await {
+            match ev {
+                Event::Info(info) => self.send_info(info).await?,
+                Event::Frame(f) => {
+                    self.send(&f).await?;
+                    sent += 1;
+                }
+                Event::Gap { frames } => {
+                    tracing::warn!(frames, "restream fell behind; skipped to the next group");
+                }
+                Event::End => break,
+                Event::Error(e) => {
+                    let _ = self.finish().await;
+                    return Err(Error::Io(std::io::Error::other(format!(
+                        "source stream failed: {e}"
+                    ))));
+                }
+            }
+        }
+        self.finish().await?;
+        Ok(sent)
     }
 
     /// Ends the publish (`FCUnpublish`, `deleteStream`) and closes the connection.

@@ -96,3 +96,50 @@ async fn shutdown_ends_live_streams() {
     assert!(saw, "Unpublished(Shutdown) reported");
     drop(p);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restream_from_one_server_to_another() {
+    let mut a = start(ServerConfig::default(), None).await;
+    let b = start(ServerConfig::default(), None).await;
+    let mut p = Publisher::connect(&format!("rtmp://{}/live/src", a.addr), T)
+        .await
+        .unwrap();
+    a.wait_notice("published", |n| {
+        matches!(n, Notice::Stream(StreamEvent::Published { .. }))
+    })
+    .await;
+    let source = a
+        .app
+        .registry
+        .subscribe(&StreamKey::new("live", "src"))
+        .unwrap();
+    // Restream a's stream to b as live/copy.
+    let relay = Publisher::connect(&format!("rtmp://{}/live/copy", b.addr), T)
+        .await
+        .unwrap();
+    let copy = b
+        .app
+        .registry
+        .subscribe(&StreamKey::new("live", "copy"))
+        .unwrap();
+    let forward = tokio::spawn(relay.forward(source));
+    let reader = tokio::spawn(collect(copy, Duration::from_secs(20)));
+    let sent = frames(5, 50);
+    p.send_info(info()).await.unwrap();
+    for f in &sent {
+        p.send(f).await.unwrap();
+    }
+    p.finish().await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(20), forward)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(n as usize, sent.len());
+    let (got, infos, ended) = reader.await.unwrap();
+    assert!(ended);
+    assert_eq!(infos[0].tracks(), info().tracks());
+    assert_eq!(got, sent);
+    a.shutdown().await;
+    b.shutdown().await;
+}
