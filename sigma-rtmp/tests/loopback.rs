@@ -143,3 +143,51 @@ async fn restream_from_one_server_to_another() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// An application that never answers.
+struct Silent;
+
+impl sigma_rtmp::server::Application for Silent {
+    async fn admit(
+        &self,
+        _stream: StreamKey,
+        _request: sigma_rtmp::session::PublishRequest,
+        _remote: std::net::SocketAddr,
+    ) -> Result<sigma_core::bus::Producer, sigma_rtmp::session::Rejection> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_that_never_answers_is_denied_after_the_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = ServerConfig {
+        admission_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let server = sigma_rtmp::server::Server::new(std::sync::Arc::new(Silent), config);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        server
+            .serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let t0 = std::time::Instant::now();
+    match Publisher::connect(&format!("rtmp://{addr}/live/x"), T).await {
+        Err(Error::PublishRefused { code, description }) => {
+            assert_eq!(code, "NetStream.Publish.Denied");
+            assert!(description.contains("timed out"), "{description}");
+        }
+        other => panic!("expected a denial, got {:?}", other.err()),
+    }
+    assert!(t0.elapsed() >= Duration::from_millis(300));
+    let _ = stop.send(());
+    tokio::time::timeout(T, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
