@@ -718,5 +718,17 @@ mod tests {
         s.handle_timeout(t0 + Duration::from_secs(9)).unwrap();
         let e = s.handle_timeout(t0 + Duration::from_secs(10)).unwrap_err();
         assert!(matches!(e, Error::HandshakeTimeout(_)));
+        assert_eq!(s.poll_timeout(), None, "a failed session has no timers");
+        // Once connected, the idle timer counts from the last input.
+        let (config, _) = ClientConfig::from_url("rtmp://h/live/a").unwrap();
+        let mut c = ClientSession::new(config, t0, 1);
+        let mut s = ServerSession::new(SessionConfig::default(), t0, 2);
+        let t1 = t0 + Duration::from_secs(5);
+        pump(&mut c, &mut s, t1, &mut |_| None);
+        assert!(s.is_publishing());
+        assert_eq!(s.poll_timeout(), Some(t1 + Duration::from_secs(30)));
+        s.handle_timeout(t1 + Duration::from_secs(29)).unwrap();
+        let e = s.handle_timeout(t1 + Duration::from_secs(30)).unwrap_err();
+        assert!(matches!(e, Error::IdleTimeout(_)), "{e}");
     }
 }
