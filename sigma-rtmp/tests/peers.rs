@@ -291,9 +291,8 @@ async fn receive_from(
     .await;
     let consumer = srv
         .app
-        .registry
-        .subscribe(&StreamKey::new("live", name))
-        .expect("live");
+        .take_early(&StreamKey::new("live", name))
+        .expect("subscribed at admission");
     let (frames, infos, ended) = collect(consumer, Duration::from_secs(40)).await;
     assert!(ended, "stream ended cleanly");
     let status = child.wait(Duration::from_secs(20)).await;

@@ -19,6 +19,15 @@ use tokio::sync::{broadcast, oneshot};
 pub struct TestApp {
     pub registry: StreamRegistry,
     pub token: Option<String>,
+    /// A consumer subscribed at admission, before any frame (for publishers we do not pace).
+    pub early: std::sync::Mutex<std::collections::HashMap<StreamKey, Consumer>>,
+}
+
+impl TestApp {
+    /// The consumer subscribed when `key` was admitted.
+    pub fn take_early(&self, key: &StreamKey) -> Option<Consumer> {
+        self.early.lock().unwrap().remove(key)
+    }
 }
 
 impl Application for TestApp {
@@ -38,7 +47,10 @@ impl Application for TestApp {
                 return Err(Rejection::Denied("bad token".into()));
             }
         }
-        self.registry.admit(stream, request, remote).await
+        let producer = self.registry.admit(stream.clone(), request, remote).await?;
+        let consumer = producer.subscriber().subscribe();
+        self.early.lock().unwrap().insert(stream, consumer);
+        Ok(producer)
     }
 
     fn notice(&self, notice: Notice) {
@@ -92,6 +104,7 @@ pub async fn start(config: ServerConfig, token: Option<&str>) -> Running {
             max_bytes: 256 << 20,
         }),
         token: token.map(str::to_owned),
+        early: Default::default(),
     });
     let notices = app.registry.notices();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
