@@ -153,6 +153,18 @@ impl Application for StreamRegistry {
     }
 }
 
+/// Completes when `stop` turns true; never, if its sender is gone.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow_and_update() {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// The RTMP ingest server. See the module docs.
 pub struct Server<A> {
     app: Arc<A>,
@@ -226,8 +238,9 @@ impl<A: Application> Server<A> {
         Ok(())
     }
 
-    /// Runs one connection to its end. Errors are logged and reported as
-    /// [`Notice::ConnectionClosed`]; they are also returned.
+    /// Runs one connection to its end (for applications that own their accept loop). The
+    /// connection shuts down gracefully when `stop` turns true. Errors are logged and reported
+    /// as [`Notice::ConnectionClosed`]; they are also returned.
     pub async fn serve_connection(
         &self,
         mut stream: TcpStream,
@@ -387,7 +400,7 @@ impl<A: Application> Server<A> {
                 () = tokio::time::sleep_until(deadline.into()) => {
                     session.handle_timeout(Instant::now())?;
                 }
-                _ = stop.changed() => return Ok(End::Shutdown),
+                () = stopped(stop) => return Ok(End::Shutdown),
             }
         }
     }
