@@ -339,6 +339,66 @@ async fn ffmpeg_publishes_to_our_server() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// ffmpeg publishing at timestamps above 2^24 ms (4.66 h), so every message header uses the
+/// extended timestamp field, also on continuation chunks of multi-chunk keyframes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_publishes_with_extended_timestamps() {
+    let dir = tempdir("ffmpeg-ext");
+    let src = make_source(&dir);
+    // The reference: the same remux with the same offset, written to a file.
+    let reference = dir.join("ref.flv");
+    run(
+        "ffmpeg",
+        &[
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            src.to_str().unwrap(),
+            "-c",
+            "copy",
+            "-output_ts_offset",
+            "16780",
+            "-f",
+            "flv",
+            reference.to_str().unwrap(),
+        ],
+    );
+    let want = probe(&reference);
+    assert!(want[0].dts > 0xFF_FFFF, "reference starts above 2^24 ms");
+    let src_s = src.to_str().unwrap().to_owned();
+    let (frames, bytes, rate) = receive_from("ext", |url| {
+        spawn(
+            "ffmpeg",
+            &[
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-re",
+                "-i",
+                &src_s,
+                "-c",
+                "copy",
+                "-output_ts_offset",
+                "16780",
+                "-f",
+                "flv",
+                url,
+            ],
+        )
+    })
+    .await;
+    // The capture really used extended timestamps: a type-0 header with 0xFFFFFF.
+    assert!(
+        bytes
+            .windows(4)
+            .any(|w| w[0] >> 6 == 0 && w[1..4] == [0xFF, 0xFF, 0xFF])
+    );
+    check_same(&as_packets(&frames, rate), &want);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn gst_pipeline(sink: &str) -> Vec<String> {
     format!(
         "-q videotestsrc num-buffers=50 pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 \
