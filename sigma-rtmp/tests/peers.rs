@@ -517,3 +517,27 @@ mod sigma_rtmp_replay {
 
 #[allow(dead_code)]
 fn unused(_: Event) {}
+
+/// ffmpeg as a player validates the server's digest handshake (S1 digest and S2 signature); it
+/// only gets as far as our `NetStream.Play.Failed` answer if our digest reply is right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_player_accepts_our_digest_handshake() {
+    let srv = start(ServerConfig::default(), None).await;
+    let url = format!("rtmp://{}/live/none", srv.addr);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("ffprobe")
+            .args(["-hide_banner", "-rw_timeout", "10000000", &url])
+            .stdin(Stdio::null())
+            .output()
+            .expect("ffprobe (installed by scripts/install-deps)")
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "playback is refused");
+    assert!(
+        stderr.contains("publishers only"),
+        "ffmpeg should reach our play refusal, not fail the handshake: {stderr}"
+    );
+    srv.shutdown().await;
+}
