@@ -34,10 +34,19 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 /// A response body: a list of chunks sent one after the other, never copied.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Body {
     chunks: VecDeque<Bytes>,
     remaining: u64,
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Body")
+            .field("chunks", &self.chunks.len())
+            .field("remaining", &self.remaining)
+            .finish()
+    }
 }
 
 impl Body {

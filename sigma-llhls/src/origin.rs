@@ -156,7 +156,6 @@ pub enum Refusal {
 }
 
 /// A served file: its chunks (not copied), and what it is.
-#[derive(Debug)]
 pub struct Served {
     /// The bytes, as a list of chunks.
     pub chunks: Vec<Bytes>,
@@ -165,7 +164,6 @@ pub struct Served {
 }
 
 /// A rendered playlist.
-#[derive(Debug)]
 pub struct PlaylistText {
     /// The text, gzip-compressed when asked and `gzipped` is set.
     pub body: Bytes,
@@ -177,6 +175,26 @@ pub struct PlaylistText {
     pub target_duration: u64,
     /// The stream has parts (LL-HLS).
     pub low_latency: bool,
+}
+
+impl std::fmt::Debug for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Served")
+            .field("kind", &self.kind)
+            .field("chunks", &self.chunks.len())
+            .field("len", &self.chunks.iter().map(Bytes::len).sum::<usize>())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for PlaylistText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlaylistText")
+            .field("len", &self.body.len())
+            .field("gzipped", &self.gzipped)
+            .field("blocking", &self.blocking)
+            .finish()
+    }
 }
 
 /// The registry of live streams. Cloning shares it.

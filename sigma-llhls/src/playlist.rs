@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 /// A part as the window keeps it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PartEntry {
     /// Duration in seconds.
     pub duration: f64,
@@ -29,6 +29,16 @@ pub struct PartEntry {
     pub header: Bytes,
     /// Sample payloads.
     pub payload: Arc<[Bytes]>,
+}
+
+impl std::fmt::Debug for PartEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartEntry")
+            .field("duration", &self.duration)
+            .field("independent", &self.independent)
+            .field("len", &self.len())
+            .finish()
+    }
 }
 
 impl PartEntry {
