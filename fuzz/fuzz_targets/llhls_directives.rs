@@ -8,7 +8,10 @@ use sigma_llhls::directive::{self, Skip};
 fuzz_target!(|data: &[u8]| {
     let q = String::from_utf8_lossy(data);
     if let Ok(d) = directive::parse(Some(&q)) {
-        assert!(d.part.is_none() || d.msn.is_some(), "_HLS_part without _HLS_msn accepted");
+        assert!(
+            d.part.is_none() || d.msn.is_some(),
+            "_HLS_part without _HLS_msn accepted"
+        );
         let mut canon = Vec::new();
         if let Some(m) = d.msn {
             canon.push(format!("_HLS_msn={m}"));

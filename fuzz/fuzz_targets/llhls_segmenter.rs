@@ -8,8 +8,8 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use sigma_core::{AacConfig, CodecConfig, Frame, H264Config, StreamInfo, TrackId, TrackInfo};
-use sigma_llhls::segmenter::{Output, Segmenter, SegmenterConfig};
 use sigma_llhls::LatencyMode;
+use sigma_llhls::segmenter::{Output, Segmenter, SegmenterConfig};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -78,7 +78,11 @@ fuzz_target!(|data: &[u8]| {
     let cfg = SegmenterConfig::from_timing(mode.timing());
     let target = cfg.part_target.expect("ultra-low has parts");
     let mut s = Segmenter::new(cfg);
-    let mut check = Check { part_ticks: HashMap::new(), next: HashMap::new(), payloads: HashMap::new() };
+    let mut check = Check {
+        part_ticks: HashMap::new(),
+        next: HashMap::new(),
+        payloads: HashMap::new(),
+    };
     let mut pushed: HashMap<TrackId, Vec<Bytes>> = HashMap::new();
     let mut generation = 0;
     let mut dts = [0i64; 3];
@@ -91,7 +95,11 @@ fuzz_target!(|data: &[u8]| {
         match kind % 16 {
             0 => {
                 generation += 1;
-                let _ = s.set_info(info(generation, a & 1 == 1, if b & 1 == 1 { 44_100 } else { 48_000 }));
+                let _ = s.set_info(info(
+                    generation,
+                    a & 1 == 1,
+                    if b & 1 == 1 { 44_100 } else { 48_000 },
+                ));
             }
             1 => {
                 let _ = s.discontinuity();
@@ -100,12 +108,18 @@ fuzz_target!(|data: &[u8]| {
                 let track = [TrackId(1), TrackId(2), TrackId(3)][usize::from(a % 3)];
                 let step = i64::from(i16::from_le_bytes([b, c]));
                 let slot = &mut dts[usize::from(a % 3)];
-                *slot = if d == 0xff { i64::from(i32::from_le_bytes([b, c, e, d])) << 8 } else { *slot + step };
+                *slot = if d == 0xff {
+                    i64::from(i32::from_le_bytes([b, c, e, d])) << 8
+                } else {
+                    *slot + step
+                };
                 let cto = i64::from(e as i8) * 100;
                 n += 1;
                 let payload = Bytes::from(n.to_le_bytes().to_vec());
                 let frame = Frame::new(track, *slot, *slot + cto, d & 1 == 1, payload.clone());
-                if s.push(frame, UNIX_EPOCH + Duration::from_millis(u64::from(n))).is_ok() {
+                if s.push(frame, UNIX_EPOCH + Duration::from_millis(u64::from(n)))
+                    .is_ok()
+                {
                     pushed.entry(track).or_default().push(payload);
                 }
             }
