@@ -39,7 +39,12 @@ try {
   const before = await page.evaluate(() => ({ ...window.sigmaStats, latencySamples: [] }));
   await page.evaluate(() => { window.sigmaStats.latencySamples = []; });
   if (switchLevel) {
-    await page.evaluate(() => { if (window.hls && window.hls.levels.length > 1) window.hls.currentLevel = window.hls.levels.length - 1; });
+    // Force a switch away from whatever level ABR picked (to the top, or from the top to the
+    // bottom), as a viewer picking a quality would.
+    await page.evaluate(() => {
+      const h = window.hls;
+      if (h && h.levels.length > 1) h.currentLevel = h.currentLevel === 0 ? h.levels.length - 1 : 0;
+    });
   }
   await page.waitForTimeout(Math.max(0, seconds - settle) * 1000);
   const after = await page.evaluate(() => window.sigmaStats);

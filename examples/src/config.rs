@@ -3,6 +3,8 @@
 
 use serde::Deserialize;
 use sigma_llhls::LatencyMode;
+use sigma_transcode::Ladder;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -46,6 +48,10 @@ pub struct ServerSection {
     /// How long ended playlists stay readable before they are dropped.
     #[serde(with = "humantime_serde")]
     pub ended_retention: Duration,
+    /// Ladder to transcode every stream with (`"default"`: the built-in 720p/480p/360p ladder,
+    /// or the name of a `[[ladder]]`); absent: streams are packaged as published.
+    #[serde(default)]
+    pub transcode: Option<String>,
 }
 
 /// One RTMP application (`[[app]]`).
@@ -60,6 +66,14 @@ pub struct AppSection {
     /// This application's default latency mode (else the server's).
     #[serde(default, deserialize_with = "deserialize_opt_latency")]
     pub latency: Option<LatencyMode>,
+    /// Ladder to transcode every stream of this application with (`"default"` or the name of
+    /// a `[[ladder]]`); else the server's `transcode`, else none.
+    #[serde(default)]
+    pub transcode: Option<String>,
+    /// Ladders for particular streams of this application, by stream name; `"none"` turns
+    /// transcoding off for that stream.
+    #[serde(default)]
+    pub stream_transcode: HashMap<String, String>,
 }
 
 /// The whole configuration.
@@ -71,6 +85,9 @@ pub struct Config {
     /// `[[app]]` tables.
     #[serde(default, rename = "app")]
     pub apps: Vec<AppSection>,
+    /// `[[ladder]]` tables: named ABR ladders (see docs/transcode.md for the fields).
+    #[serde(default, rename = "ladder")]
+    pub ladders: Vec<Ladder>,
 }
 
 /// Command-line overrides; `None` keeps what the file says.
@@ -91,6 +108,10 @@ pub struct Overrides {
     /// Grace period for a dropped publisher, e.g. 10s or 1m.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub grace_period: Option<Duration>,
+    /// Transcode every stream with this ladder: `default` (built-in 720p/480p/360p) or the
+    /// name of a `[[ladder]]` in the configuration file; `none` turns it off.
+    #[arg(long)]
+    pub transcode: Option<String>,
 }
 
 /// Why a configuration could not be loaded.
@@ -141,6 +162,7 @@ impl Config {
             None => Config::parse(EMBEDDED_DEFAULT, "embedded default")?,
         };
         config.apply(overrides);
+        config.validate()?;
         Ok(config)
     }
 
@@ -162,6 +184,32 @@ impl Config {
         if let Some(v) = o.grace_period {
             s.grace_period = v;
         }
+        if let Some(v) = &o.transcode {
+            s.transcode = (v != "none").then(|| v.clone());
+        }
+    }
+
+    /// The ladder named `name`: a `[[ladder]]` of that name, else the built-in `default`.
+    pub fn ladder(&self, name: &str) -> Option<Ladder> {
+        self.ladders
+            .iter()
+            .find(|l| l.name == name)
+            .cloned()
+            .or_else(|| (name == "default").then(Ladder::default_ladder))
+    }
+
+    /// The ladder a stream is transcoded with, if any: the stream's own setting, else its
+    /// application's, else the server's.
+    pub fn ladder_for(&self, app: &str, stream: &str) -> Option<Ladder> {
+        let a = self.app(app);
+        let name = a
+            .and_then(|a| a.stream_transcode.get(stream))
+            .or_else(|| a.and_then(|a| a.transcode.as_ref()))
+            .or(self.server.transcode.as_ref())?;
+        if name == "none" {
+            return None;
+        }
+        self.ladder(name)
     }
 
     /// The application named `name`.
@@ -169,7 +217,24 @@ impl Config {
         self.apps.iter().find(|a| a.name == name)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks what parsing alone cannot; also run by [`load`](Self::load) after overrides.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for l in &self.ladders {
+            l.validate()
+                .map_err(|e| ConfigError::Invalid(format!("ladder {:?}: {e}", l.name)))?;
+        }
+        let names = self
+            .apps
+            .iter()
+            .flat_map(|a| a.transcode.iter().chain(a.stream_transcode.values()))
+            .chain(self.server.transcode.iter());
+        for name in names {
+            if name != "none" && self.ladder(name).is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "transcode = {name:?} names no [[ladder]] (and is not \"default\")"
+                )));
+            }
+        }
         if self.apps.is_empty() {
             return Err(ConfigError::Invalid(
                 "no [[app]] table: nothing could be published".into(),
@@ -260,6 +325,49 @@ mod tests {
             &Overrides::default(),
         );
         assert!(matches!(missing, Err(ConfigError::Read { .. })));
+    }
+
+    #[test]
+    fn ladders_by_server_app_and_stream() {
+        let text = format!(
+            "{}\ntranscode = \"default\"\nstream_transcode = {{ raw = \"none\", phone = \"small\" }}\n\n\
+             [[ladder]]\nname = \"small\"\n[[ladder.renditions]]\nname = \"240p\"\nheight = 240\n\
+             video = {{ bitrate_kbps = 300 }}\n",
+            EMBEDDED_DEFAULT
+        );
+        let c = Config::parse(&text, "test").unwrap();
+        let names = |stream: &str| {
+            c.ladder_for("live", stream).map(|l| {
+                l.renditions
+                    .iter()
+                    .map(|r| r.name.clone())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(names("cam").unwrap(), ["720p", "480p", "360p"]);
+        assert_eq!(names("phone").unwrap(), ["240p"]);
+        assert_eq!(names("raw"), None);
+        assert_eq!(
+            Config::parse(EMBEDDED_DEFAULT, "d")
+                .unwrap()
+                .ladder_for("live", "x"),
+            None
+        );
+        // The flag turns it on for every stream, or off.
+        let mut c = Config::parse(EMBEDDED_DEFAULT, "d").unwrap();
+        c.apply(&Overrides {
+            transcode: Some("default".into()),
+            ..Overrides::default()
+        });
+        assert!(c.ladder_for("live", "x").is_some());
+        let bad = Config::load(
+            None,
+            &Overrides {
+                transcode: Some("huge".into()),
+                ..Overrides::default()
+            },
+        );
+        assert!(matches!(bad, Err(ConfigError::Invalid(m)) if m.contains("huge")));
     }
 
     #[test]

@@ -11,9 +11,10 @@
 
 use crate::config::{Config, parse_latency};
 use crate::relay::{self, RelayHandle};
-use sigma_core::bus::{self, Producer, Window};
+use sigma_core::bus::{self, Producer, Subscriber, Window};
 use sigma_core::{StreamEvent, StreamKey, UnpublishReason};
 use sigma_llhls::{LatencyMode, Origin, PublishOptions};
+use sigma_transcode::{Ladder, Options as TranscodeOptions};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -75,6 +76,74 @@ struct Inner {
 #[derive(Clone)]
 pub struct Registry {
     inner: Arc<Inner>,
+}
+
+/// Transcodes a stream with `ladder` and publishes every rendition (the first carries the
+/// audio), until the stream ends. If the transcoder cannot start, the stream is packaged as
+/// published, so viewers still get it.
+async fn package_ladder(
+    origin: Origin,
+    key: StreamKey,
+    mut ladder: Ladder,
+    source: Subscriber,
+    mode: LatencyMode,
+) {
+    if mode == LatencyMode::UltraLow {
+        for r in &mut ladder.renditions {
+            r.video.zerolatency = true;
+        }
+    }
+    let attached = match sigma_transcode::attach(&ladder, &source, TranscodeOptions::default())
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(stream = %key, ladder = %ladder.name, error = %e, "transcoding unavailable; packaging the stream as published");
+            match origin.publish(&key.name, &source, PublishOptions::new(mode)) {
+                Ok(p) => p.finished().await,
+                Err(e) => tracing::warn!(stream = %key, error = %e, "packager refused the stream"),
+            }
+            return;
+        }
+    };
+    let outputs = attached.outputs;
+    for s in &outputs.skipped {
+        tracing::info!(stream = %key, rendition = %s.name, reason = %s.reason, "rendition skipped");
+    }
+    let mut publications = Vec::new();
+    for (i, r) in outputs.renditions.iter().enumerate() {
+        let opts = PublishOptions {
+            variant: r.name.clone(),
+            audio: i == 0,
+            ..PublishOptions::new(mode)
+        };
+        match origin.publish(&key.name, &r.subscriber, opts) {
+            Ok(p) => publications.push(p),
+            Err(e) => {
+                tracing::warn!(stream = %key, rendition = %r.name, error = %e, "rendition not published")
+            }
+        }
+    }
+    tracing::info!(stream = %key, ladder = %ladder.name, renditions = publications.len(), "transcoding");
+    // Transcoder events (dropped frames under overload, failures) go to the log.
+    let events = outputs.events;
+    let log_key = key.clone();
+    // Detached: it ends when the transcoder drops its event sender.
+    tokio::task::spawn_blocking(move || {
+        for ev in events.iter() {
+            tracing::info!(stream = %log_key, event = ?ev, "transcoder");
+        }
+    });
+    for p in publications {
+        p.finished().await;
+    }
+    let pump = attached.pump;
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || pump.join())
+        .await
+        .map(|j| j.unwrap_or(Ok(())))
+    {
+        tracing::warn!(stream = %key, error = %e, "transcoder ended with an error");
+    }
 }
 
 /// The bus window between a publisher and its relay, and between the relay and the packager.
@@ -206,7 +275,19 @@ impl Registry {
             .ok_or_else(|| Refused::UnknownApp(app.to_string()))?;
         let grace = self.inner.config.server.grace_period;
         let (stream_bus, relay, relay_task) = relay::spawn(consumer, window(), grace);
-        let publication = origin.publish(name, &stream_bus, PublishOptions::new(mode))?;
+        let packaging = match self.inner.config.ladder_for(app, name) {
+            None => {
+                let publication = origin.publish(name, &stream_bus, PublishOptions::new(mode))?;
+                tokio::spawn(publication.finished())
+            }
+            Some(ladder) => tokio::spawn(package_ladder(
+                origin.clone(),
+                key.clone(),
+                ladder,
+                stream_bus,
+                mode,
+            )),
+        };
         let id = self.inner.ids.fetch_add(1, Ordering::Relaxed);
         streams.insert(key.clone(), Entry { id, relay, mode });
         drop(streams);
@@ -223,7 +304,7 @@ impl Registry {
         let stream_key = key.clone();
         tokio::spawn(async move {
             let summary = relay_task.await.ok();
-            publication.finished().await;
+            let _ = packaging.await;
             registry.retire(stream_key, id, summary, retention).await;
         });
         Ok(Admitted {

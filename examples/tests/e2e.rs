@@ -4,7 +4,7 @@
 mod support;
 
 use std::time::Duration;
-use support::{Server, ffmpeg_publish, gst_publish, play};
+use support::{Server, ffmpeg_publish, ffmpeg_publish_sized, gst_publish, play};
 
 /// Plays `stream` for `seconds` and fails with everything useful if it does not play.
 fn assert_plays(server: &Server, stream: &str, seconds: u32) -> String {
@@ -191,4 +191,44 @@ stream_keys = ["s3cret"]
     // The right key is accepted.
     let _ok = ffmpeg_publish(&server.rtmp_url("cam?key=s3cret"), 30, &[]);
     wait_for_segments(&server, "cam", "video", 1, Duration::from_secs(30));
+}
+
+#[test]
+fn transcoded_ladder_plays_and_switches_levels() {
+    let server = Server::start(
+        "ladder",
+        &["--latency", "ultra-low", "--transcode", "default"],
+    );
+    let _pub = ffmpeg_publish_sized(&server.rtmp_url("tc"), 90, "1280x720", &["-b:v", "2500k"]);
+    let master = server
+        .wait_for("/live/tc/index.m3u8", Duration::from_secs(40), |t| {
+            t.matches("#EXT-X-STREAM-INF").count() == 3
+        })
+        .unwrap_or_else(|| panic!("no 3-rung multivariant playlist\n{}", server.log_text()));
+    for (res, codec) in [
+        ("1280x720", "avc1.64"),
+        ("854x480", "avc1.4d"),
+        ("640x360", "avc1.4d"),
+    ] {
+        let line = master
+            .lines()
+            .find(|l| l.contains(&format!("RESOLUTION={res}")))
+            .unwrap_or_else(|| panic!("no {res} rendition:\n{master}"));
+        assert!(
+            line.contains(codec) && line.contains("AUDIO=\"audio\""),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        master.matches("TYPE=AUDIO").count(),
+        1,
+        "one audio group:\n{master}"
+    );
+    let played = play(&server.player_url("tc"), 14, &["--switch-level"]);
+    assert!(played.ok, "{}\n{}", played.json, server.log_text());
+    assert!(
+        played.json.contains("\"levels\":3") && !played.json.contains("\"levelSwitches\":0"),
+        "expected a level switch: {}",
+        played.json
+    );
 }

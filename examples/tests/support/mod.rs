@@ -209,9 +209,19 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
 /// ffmpeg publishing a synthetic 640x360 30 fps H.264 (1 s keyframe interval) + AAC stream in
 /// real time for `seconds`.
 pub fn ffmpeg_publish(url: &str, seconds: u32, extra_video: &[&str]) -> Proc {
+    ffmpeg_publish_sized(url, seconds, "640x360", extra_video)
+}
+
+/// Like [`ffmpeg_publish`] with a picture size such as `1280x720`.
+pub fn ffmpeg_publish_sized(url: &str, seconds: u32, size: &str, extra_video: &[&str]) -> Proc {
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-nostdin", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={size}:rate=30"),
+        ])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &seconds.to_string()])
         .args([
