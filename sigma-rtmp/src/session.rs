@@ -599,6 +599,7 @@ impl ServerSession {
         let obj = it.next().unwrap_or(Value::Null);
         let args: Vec<Value> = it.collect();
         let arg_str = |i: usize| args.get(i).and_then(Value::as_str).map(str::to_owned);
+        tracing::debug!(command = %name, tx, stream_id, "RTMP command");
         match name.as_str() {
             "connect" => {
                 if self.state != State::Connecting {
