@@ -191,3 +191,41 @@ async fn admission_that_never_answers_is_denied_after_the_timeout() {
         .unwrap()
         .unwrap();
 }
+
+/// Twenty publishers at once, each stream intact and separate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishers_stay_separate() {
+    let srv = start(ServerConfig::default(), None).await;
+    let mut tasks = Vec::new();
+    for i in 0..20u32 {
+        let addr = srv.addr;
+        let app = srv.app.clone();
+        tasks.push(tokio::spawn(async move {
+            let name = format!("s{i}");
+            let mut p = Publisher::connect(&format!("rtmp://{addr}/live/{name}"), T)
+                .await
+                .unwrap();
+            let consumer = app
+                .registry
+                .subscribe(&StreamKey::new("live", &name))
+                .unwrap();
+            let reader = tokio::spawn(collect(consumer, Duration::from_secs(30)));
+            let sent = frames(100 + i, 30);
+            p.send_info(info()).await.unwrap();
+            for f in &sent {
+                p.send(f).await.unwrap();
+            }
+            p.finish().await.unwrap();
+            let (got, _, ended) = reader.await.unwrap();
+            assert!(ended);
+            assert_eq!(got, sent, "stream {name}");
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(60), t)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    srv.shutdown().await;
+}
