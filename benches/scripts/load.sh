@@ -6,14 +6,15 @@
 #   benches/scripts/load.sh                     # the default runs below, 60 s each
 #   RUNS="sigma:20:25" DURATION=30 benches/scripts/load.sh
 #
-# RUNS is a list of SERVER:STREAMS:VIEWERS_PER_STREAM (SERVER is sigma or nginx). Defaults:
-# sigma 20 x 25 (issue 5's target), then both servers at nginx's reference load of 30 x 2, and
-# nginx at 20 x 25. MEDIA=FILE reuses an MP4 (H.264 + AAC) instead of generating the 720p
-# 2.5 Mbit/s clip. Needs ffmpeg, nginx, libnginx-mod-rtmp, curl, python3 (scripts/install-deps).
+# RUNS is a list of SERVER:STREAMS:VIEWERS_PER_STREAM (SERVER is sigma or nginx). Default: both
+# servers at issue 5's target of 20 x 25, then both at nginx's reference load of 30 x 2.
+# MEDIA=FILE reuses an MP4 (H.264 + AAC) instead of generating the 720p 2.5 Mbit/s clip;
+# SIGMA_SERVER=PATH measures another sigma-server build. Needs ffmpeg, nginx, libnginx-mod-rtmp,
+# curl, python3 (scripts/install-deps).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-RUNS="${RUNS:-sigma:20:25 sigma:30:2 nginx:30:2 nginx:20:25}"
+RUNS="${RUNS:-sigma:20:25 nginx:20:25 sigma:30:2 nginx:30:2}"
 DURATION="${DURATION:-60}"
 WARMUP="${WARMUP:-5}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
@@ -33,6 +34,8 @@ trap cleanup EXIT
 echo "== building (release)" >&2
 cargo build --release -p sigma-examples --bin sigma-server --bin sigma-load >&2
 BIN="$CARGO_TARGET_DIR/release"
+# SIGMA_SERVER=PATH measures another sigma-server build (e.g. a candidate fix) with the same load.
+SIGMA_SERVER="${SIGMA_SERVER:-$BIN/sigma-server}"
 
 MEDIA="${MEDIA:-$WORK/media-720p-2500k.mp4}"
 if [ ! -f "$MEDIA" ]; then
@@ -65,7 +68,7 @@ stop_server() {
 run_sigma() { # STREAMS VIEWERS OUT
   local rtmp http
   rtmp="$(free_port)"; http="$(free_port)"
-  "$BIN/sigma-server" --rtmp-listen "127.0.0.1:$rtmp" --http-listen "127.0.0.1:$http" \
+  "$SIGMA_SERVER" --rtmp-listen "127.0.0.1:$rtmp" --http-listen "127.0.0.1:$http" \
     --data-dir "$WORK/sigma-data" --latency ultra-low >"$WORK/sigma-$1x$2.log" 2>&1 &
   SERVER_PID=$!
   wait_http "http://127.0.0.1:$http/healthz"
