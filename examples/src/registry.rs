@@ -124,6 +124,13 @@ async fn package_ladder(
             }
         }
     }
+    // Say in the multivariant playlist (as comments) which renditions were left out and why.
+    let notes = outputs
+        .skipped
+        .iter()
+        .map(|s| format!("rendition {} skipped: {}", s.name, s.reason))
+        .collect();
+    origin.set_notes(&key.name, notes);
     tracing::info!(stream = %key, ladder = %ladder.name, renditions = publications.len(), "transcoding");
     // Transcoder events (dropped frames under overload, failures) go to the log.
     let events = outputs.events;

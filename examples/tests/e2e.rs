@@ -232,3 +232,48 @@ fn transcoded_ladder_plays_and_switches_levels() {
         played.json
     );
 }
+
+#[test]
+fn ladder_never_upscales_and_says_so() {
+    let config = r#"
+[server]
+rtmp_listen = "127.0.0.1:0"
+http_listen = "127.0.0.1:0"
+data_dir = "./sigma-data"
+latency = "low"
+grace_period = "2s"
+ended_retention = "1m"
+transcode = "with1080"
+
+[[app]]
+name = "live"
+
+[[ladder]]
+name = "with1080"
+[[ladder.renditions]]
+name = "1080p"
+height = 1080
+video = { bitrate_kbps = 4500 }
+[[ladder.renditions]]
+name = "360p"
+height = 360
+video = { bitrate_kbps = 600 }
+"#;
+    let server = Server::start_with_config("upscale", Some(config), &[]);
+    let _pub = ffmpeg_publish_sized(&server.rtmp_url("cam"), 60, "1280x720", &[]);
+    let master = server
+        .wait_for("/live/cam/index.m3u8", Duration::from_secs(40), |t| {
+            t.contains("#EXT-X-STREAM-INF")
+        })
+        .unwrap_or_else(|| panic!("no multivariant playlist\n{}", server.log_text()));
+    assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), 1, "{master}");
+    assert!(master.contains("RESOLUTION=640x360"), "{master}");
+    assert!(!master.contains("1080p.m3u8"), "{master}");
+    assert!(master.contains("# rendition 1080p skipped:"), "{master}");
+    assert_eq!(server.get("/live/cam/1080p.m3u8").map(|r| r.0), Some(404));
+    let log = server.log_text();
+    assert!(
+        log.contains("rendition skipped") && log.contains("1080p"),
+        "{log}"
+    );
+}

@@ -101,6 +101,8 @@ pub(crate) struct Stream {
     changed: watch::Sender<u64>,
     /// Requests parked on `changed` now.
     waiting: AtomicUsize,
+    /// Comment lines for the multivariant playlist (see [`Origin::set_notes`]).
+    notes: Mutex<Vec<String>>,
 }
 
 impl Stream {
@@ -318,6 +320,7 @@ impl Origin {
                         slots: RwLock::new(Vec::new()),
                         changed: watch::channel(0).0,
                         waiting: AtomicUsize::new(0),
+                        notes: Mutex::new(Vec::new()),
                     });
                     if let Some(old) = streams.insert(stream.to_owned(), s.clone()) {
                         old.bump_all();
@@ -369,6 +372,15 @@ impl Origin {
         Ok(Publication { task })
     }
 
+    /// Sets comment lines shown in `stream`'s multivariant playlist (for example why a ladder
+    /// rendition was left out). Does nothing for an unknown stream.
+    pub fn set_notes(&self, stream: &str, notes: Vec<String>) {
+        if let Some(s) = self.stream(stream) {
+            *lock(&s.notes) = notes;
+            s.bump_all();
+        }
+    }
+
     /// The multivariant playlist of `stream` (§4.4.6), waiting (up to 3 target durations) until
     /// every video rendition has a complete segment, so bandwidths are measured.
     pub async fn multivariant(&self, stream: &str) -> Result<Bytes, Refusal> {
@@ -383,7 +395,7 @@ impl Origin {
                     let st = lock(&x.state);
                     st.has_segment() || st.is_ended()
                 });
-            Ok(ready.then(|| render_multivariant(&slots)))
+            Ok(ready.then(|| render_multivariant(&slots, &lock(&s.notes))))
         })
         .await
     }
@@ -612,7 +624,7 @@ fn render_cached(s: &Stream, slot: &Slot, skip: bool, gzip: bool) -> (Bytes, boo
     (c.plain.clone(), false)
 }
 
-fn render_multivariant(slots: &[Arc<Slot>]) -> Bytes {
+fn render_multivariant(slots: &[Arc<Slot>], notes: &[String]) -> Bytes {
     let audio = slots
         .iter()
         .find(|s| s.kind == MediaKind::Audio && lock(&s.state).latest_init().is_some());
@@ -666,6 +678,7 @@ fn render_multivariant(slots: &[Arc<Slot>]) -> Bytes {
     Bytes::from(crate::playlist::render_multivariant(
         &variants,
         &audio_media,
+        notes,
     ))
 }
 

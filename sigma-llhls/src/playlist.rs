@@ -625,9 +625,19 @@ pub struct AudioMedia {
 }
 
 /// Renders a multivariant playlist (§4.4.6).
-pub fn render_multivariant(variants: &[Variant], audio: &[AudioMedia]) -> String {
+///
+/// `notes` become comment lines (`# …`, ignored by players, RFC 8216bis §4.1), e.g. why a
+/// rendition of a ladder was left out; line breaks in a note are replaced by spaces.
+pub fn render_multivariant(variants: &[Variant], audio: &[AudioMedia], notes: &[String]) -> String {
     let mut out = String::with_capacity(512);
     out.push_str("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    for note in notes {
+        let one_line: String = note
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let _ = writeln!(out, "# {one_line}");
+    }
     for a in audio {
         let yes = if a.default { "YES" } else { "NO" };
         let _ = writeln!(
@@ -847,10 +857,12 @@ mod tests {
                 channels: 2,
                 default: true,
             }],
+            &["720p skipped: source is smaller\nthan 720p".to_string()],
         );
         assert_eq!(
             text,
             "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+             # 720p skipped: source is smaller than 720p\n\
              #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio.m3u8\"\n\
              #EXT-X-STREAM-INF:BANDWIDTH=2500000,AVERAGE-BANDWIDTH=2000000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=30.000,AUDIO=\"audio\"\n\
              video.m3u8\n"

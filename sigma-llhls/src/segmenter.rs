@@ -20,9 +20,11 @@
 //!   before the audio it splits. Audio parts are cut on the audio timeline with the same rules.
 //! - **Timestamps** are made monotonic per track: a decode time that goes backwards or jumps
 //!   forward by more than `max_timestamp_jump` is re-based to continue the track's timeline.
-//! - **Codec changes** (a new [`StreamInfo`] whose codec differs for a track) and
+//! - **Codec changes** (a new [`StreamInfo`] whose codec differs for a track), a new
+//!   [`StreamInfo`] generation with the same codecs (a restarted publisher), and
 //!   [`Segmenter::discontinuity`] close every track's segment; the next segments carry
-//!   `EXT-X-DISCONTINUITY`, and a changed track gets a new init segment first.
+//!   `EXT-X-DISCONTINUITY` with a fresh program date-time, and a changed track gets a new init
+//!   segment first.
 //! - No sample is ever dropped or reordered.
 
 use crate::Error;
@@ -629,7 +631,20 @@ impl Segmenter {
         let video_same = same(&self.video, &video);
         let audio_same = same(&self.audio, &audio);
         if video_same && audio_same {
+            // Same codecs under a new generation: the producer restarted the stream (a
+            // publisher reconnecting within its grace period, with a fresh encoder and clock).
+            // No new init is needed, but the timeline restarts: close the segments and re-anchor
+            // the program date-time behind an EXT-X-DISCONTINUITY.
+            let restarted = self
+                .info
+                .as_ref()
+                .is_some_and(|old| old.generation() != info.generation());
+            let started = self.video.as_ref().is_some_and(|t| t.last_in.is_some())
+                || self.audio.as_ref().is_some_and(|t| t.last_in.is_some());
             self.info = Some(info);
+            if restarted && started {
+                self.discontinuity()?;
+            }
             return Ok(());
         }
         // Build the new states first so an unsupported codec leaves everything as it was.
@@ -1133,6 +1148,44 @@ mod tests {
             let after = firsts.iter().position(|s| s.discontinuity).unwrap();
             let want_gen = if track == VIDEO { 2 } else { 1 };
             assert_eq!(firsts[after].init_generation, want_gen);
+        }
+    }
+
+    #[test]
+    fn restarted_publisher_gets_a_discontinuity_and_a_fresh_program_date_time() {
+        let frames = fixture::synthetic_frames(6, 30);
+        let mut s = Segmenter::new(ultra_low());
+        let mut r = Run::default();
+        s.set_info(fixture::synthetic_info(1)).unwrap();
+        let half = frames.len() / 2;
+        let half = half + frames[half..].iter().position(|f| f.is_keyframe()).unwrap();
+        for f in &frames[..half] {
+            s.push(f.clone(), UNIX_EPOCH).unwrap();
+        }
+        // The same codecs under a new generation, and the wall clock 10 s later than the
+        // media timeline says (the publisher was away).
+        s.set_info(fixture::synthetic_info(2)).unwrap();
+        let later = UNIX_EPOCH + Duration::from_secs(10);
+        for f in &frames[half..] {
+            s.push(f.clone(), later).unwrap();
+        }
+        s.finish().unwrap();
+        r.take(&mut s);
+        assert_eq!(r.inits.len(), 2, "no new init for unchanged codecs");
+        check_rules(&r, &ultra_low(), &frames);
+        for track in [VIDEO, AUDIO] {
+            let firsts: Vec<&SegmentStart> = r.parts[&track]
+                .iter()
+                .filter_map(|p| p.segment_start.as_ref())
+                .collect();
+            let after = firsts.iter().position(|s| s.discontinuity);
+            let after = after.unwrap_or_else(|| panic!("{track}: no discontinuity"));
+            assert_eq!(firsts.iter().filter(|s| s.discontinuity).count(), 1);
+            assert!(
+                firsts[after].program_date_time >= later,
+                "{track}: program date-time not re-anchored"
+            );
+            assert!(firsts[after - 1].program_date_time < later);
         }
     }
 
