@@ -16,9 +16,8 @@
 //! (`LLHLS_LOAD_H2=1` for HTTP/2 over 50 connections, `LLHLS_LOAD_ROUNDS=N` for N parts).
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use sigma_benches::{AUDIO, SyntheticStream, VIDEO};
+use sigma_benches::{SyntheticStream, VIDEO, stream_info};
 use sigma_core::bus::{self, Window};
-use sigma_core::{AacConfig, CodecConfig, H264Config, StreamInfo, TrackInfo};
 use sigma_llhls::directive::Directives;
 use sigma_llhls::{HttpService, LatencyMode, Origin, PublishOptions};
 use std::net::SocketAddr;
@@ -32,22 +31,6 @@ const CLIENTS: usize = 5000;
 const ROUNDS: usize = 10;
 const STREAM: &str = "load";
 const H2_CONNECTIONS: usize = 50;
-
-fn stream_info() -> Arc<StreamInfo> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../sigma-core/testdata/");
-    let avcc = std::fs::read(format!("{dir}x264_high_720p30.avcc")).expect("testdata avcC");
-    let asc = std::fs::read(format!("{dir}aac_lc_48k_stereo.asc")).expect("testdata ASC");
-    let v = H264Config::from_avcc(avcc.into()).expect("avcC parses");
-    let a = AacConfig::from_audio_specific_config(asc.into()).expect("ASC parses");
-    StreamInfo::new(
-        1,
-        vec![
-            TrackInfo::new(VIDEO, 90_000, CodecConfig::H264(v)).expect("video track"),
-            TrackInfo::new(AUDIO, 48_000, CodecConfig::Aac(a)).expect("audio track"),
-        ],
-    )
-    .expect("stream info")
-}
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -3,29 +3,12 @@
 //! full and as a delta update, and of a normal-mode playlist.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use sigma_benches::{AUDIO, SyntheticStream, VIDEO};
-use sigma_core::{AacConfig, CodecConfig, H264Config, StreamInfo, TrackInfo};
+use sigma_benches::{SyntheticStream, VIDEO, stream_info};
 use sigma_llhls::LatencyMode;
 use sigma_llhls::playlist::{RenderOptions, Rendition, RenditionConfig};
 use sigma_llhls::segmenter::{Output, Segmenter, SegmenterConfig};
 use std::hint::black_box;
 use std::time::SystemTime;
-
-fn stream_info() -> std::sync::Arc<StreamInfo> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../sigma-core/testdata/");
-    let avcc = std::fs::read(format!("{dir}x264_high_720p30.avcc")).expect("testdata avcC");
-    let asc = std::fs::read(format!("{dir}aac_lc_48k_stereo.asc")).expect("testdata ASC");
-    let v = H264Config::from_avcc(avcc.into()).expect("avcC parses");
-    let a = AacConfig::from_audio_specific_config(asc.into()).expect("ASC parses");
-    StreamInfo::new(
-        1,
-        vec![
-            TrackInfo::new(VIDEO, 90_000, CodecConfig::H264(v)).expect("video track"),
-            TrackInfo::new(AUDIO, 48_000, CodecConfig::Aac(a)).expect("audio track"),
-        ],
-    )
-    .expect("stream info")
-}
 
 /// Video and audio renditions after `seconds` of a live stream.
 fn renditions(mode: LatencyMode, seconds: u64) -> (Rendition, Rendition) {

@@ -1,7 +1,8 @@
 //! Shared helpers for Sigma's benches: synthetic media shaped like a real live stream.
 
 use bytes::Bytes;
-use sigma_core::{Frame, TrackId};
+use sigma_core::{AacConfig, CodecConfig, Frame, H264Config, StreamInfo, TrackId, TrackInfo};
+use std::sync::Arc;
 
 /// A synthetic 30 fps video + 46.875 fps (48 kHz AAC) audio stream, interleaved in decode order,
 /// with a keyframe every `gop` video frames. Payload sizes follow a 2.5 Mbit/s encode: 60 KB
@@ -47,4 +48,25 @@ impl SyntheticStream {
             Frame::new(AUDIO, dts, dts, true, self.pool.slice(..380))
         }
     }
+}
+
+/// Stream info matching [`SyntheticStream`]: the x264 High 720p30 `avcC` and the 48 kHz stereo
+/// AAC-LC AudioSpecificConfig captured in `sigma-core/testdata`.
+///
+/// # Panics
+/// If the test data is missing or does not parse (a broken checkout).
+pub fn stream_info() -> Arc<StreamInfo> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../sigma-core/testdata/");
+    let avcc = std::fs::read(format!("{dir}x264_high_720p30.avcc")).expect("testdata avcC");
+    let asc = std::fs::read(format!("{dir}aac_lc_48k_stereo.asc")).expect("testdata ASC");
+    let v = H264Config::from_avcc(avcc.into()).expect("avcC parses");
+    let a = AacConfig::from_audio_specific_config(asc.into()).expect("ASC parses");
+    StreamInfo::new(
+        1,
+        vec![
+            TrackInfo::new(VIDEO, 90_000, CodecConfig::H264(v)).expect("video track"),
+            TrackInfo::new(AUDIO, 48_000, CodecConfig::Aac(a)).expect("audio track"),
+        ],
+    )
+    .expect("stream info")
 }
