@@ -93,7 +93,7 @@ fn gstreamer_publisher_plays() {
         })
         .unwrap_or_else(|| panic!("no multivariant playlist\n{}", server.log_text()));
     assert!(master.contains("mp4a.40.2"), "{master}");
-    assert_plays(&server, "gst", 6);
+    assert_plays(&server, "gst", 8);
 }
 
 #[test]

@@ -587,7 +587,10 @@ fn render_cached(s: &Stream, slot: &Slot, skip: bool, gzip: bool) -> (Bytes, boo
             .filter(|o| o.name != slot.name)
             .fold(0u64, |acc, o| acc.wrapping_add(lock(&o.state).version()))
     };
-    let version = (lock(&slot.state).version(), others(s));
+    // Never hold one rendition's lock while taking another's: a video and an audio request
+    // of the same stream would take them in opposite orders and deadlock.
+    let own = lock(&slot.state).version();
+    let version = (own, others(s));
     let mut cache = lock(&slot.cache);
     let hit = cache
         .as_ref()

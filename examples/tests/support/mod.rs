@@ -250,7 +250,7 @@ pub fn gst_publish(url: &str, seconds: u32) -> Proc {
     let pipeline = format!(
         "videotestsrc is-live=true num-buffers={video_buffers} \
          ! video/x-raw,width=640,height=360,framerate=30/1 \
-         ! x264enc tune=zerolatency key-int-max=30 bitrate=1000 ! h264parse ! queue ! mux. \
+         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=1000 ! h264parse ! queue ! mux. \
          audiotestsrc is-live=true num-buffers={audio_buffers} samplesperbuffer=1024 \
          ! audio/x-raw,rate=48000,channels=2 ! voaacenc bitrate=96000 ! aacparse ! queue ! mux. \
          flvmux name=mux streamable=true ! rtmp2sink location={url}"
