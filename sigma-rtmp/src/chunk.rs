@@ -6,10 +6,14 @@
 //! read, and still returns them so the session can see them.
 //!
 //! **Copies.** The decoder works on the connection's input buffer (`BytesMut`). A message that
-//! is complete in one chunk when its header is parsed is cut out of that buffer with
-//! `split_to(len).freeze()` (no copy); any other message gets one `BytesMut` of its announced
+//! is complete in one chunk when its header is parsed is copied out of that buffer into a
+//! buffer of its own size (one copy); any other message gets one `BytesMut` of its announced
 //! length at its first chunk, and each chunk's payload is appended as soon as its bytes are in
-//! the input, even partly (one copy). Frames are then `Bytes::slice`s of the message. After
+//! the input, even partly (one copy). Frames are then `Bytes::slice`s of the message, so a
+//! retained frame never keeps a read buffer alive: a `split_to` slice of the input would pin
+//! the whole allocation (64 KiB or more per socket read) for as long as the frame lives, and
+//! small audio frames are held for a minute in a playlist window. Only
+//! [`ChunkDecoder::set_zero_copy_max`] opts into such slices. After
 //! every `decode` that needs more input, only an incomplete chunk header (under 18 bytes) is
 //! left in the input, so growing the input buffer for the next read never moves payload bytes:
 //! every payload byte is copied at most once between the socket buffer and a frame.
@@ -162,7 +166,11 @@ impl ChunkDecoder {
 
     /// Single-chunk messages up to `n` bytes are waited for whole and cut out of the input
     /// without a copy; larger ones are copied into their message buffer as bytes arrive, so
-    /// the input buffer never needs to hold more than about `n` bytes. Default 64 KiB.
+    /// the input buffer never needs to hold more than about `n` bytes. Default 0 (always copy).
+    ///
+    /// A message cut out of the input shares the input's allocation, which then stays alive as
+    /// long as the message (or a frame sliced from it) does: only for callers that drop
+    /// messages quickly.
     pub fn set_zero_copy_max(&mut self, n: usize) {
         self.zero_copy_max = n;
     }
@@ -426,7 +434,17 @@ impl ChunkDecoder {
         self.pos += at as u64;
         if complete_now {
             self.pos += this_len as u64;
-            let payload = input.split_to(this_len).freeze();
+            let payload = if this_len <= self.zero_copy_max {
+                input.split_to(this_len).freeze()
+            } else {
+                // One copy into a buffer of the message's own size: a `split_to` slice would
+                // keep the whole read buffer (64 KiB or more) alive for as long as any frame
+                // cut from it is retained, so a 300-byte audio frame held in a playlist window
+                // for a minute would hold a read buffer too.
+                let payload = Bytes::copy_from_slice(&input[..this_len]);
+                input.advance(this_len);
+                payload
+            };
             return Ok(Step::Message(Message {
                 csid,
                 timestamp,
@@ -846,17 +864,69 @@ mod tests {
     }
 
     #[test]
-    fn single_chunk_messages_are_not_copied() {
+    fn single_chunk_messages_are_cut_out_only_when_zero_copy_is_asked() {
         let mut enc = ChunkEncoder::new();
-        let mut out = BytesMut::new();
-        enc.encode(&msg(6, 5, 9, 1, &[9; 100]), &mut out);
-        let base = out.as_ptr() as usize;
+        let mut wire = BytesMut::new();
+        enc.encode(&msg(6, 5, 9, 1, &[9; 100]), &mut wire);
+        for (zero_copy_max, in_input) in [(0, false), (100, true)] {
+            let mut out = wire.clone();
+            let base = out.as_ptr() as usize;
+            let mut dec = ChunkDecoder::new(ChunkLimits::default());
+            dec.set_zero_copy_max(zero_copy_max);
+            let m = dec.decode(&mut out).unwrap().unwrap();
+            assert_eq!(&m.payload[..], &[9; 100][..]);
+            assert_eq!(
+                m.payload.as_ptr() as usize == base + 12,
+                in_input,
+                "zero_copy_max {zero_copy_max}: payload points into the input buffer"
+            );
+        }
+    }
+
+    /// Regression (server RSS grew for minutes with one stream): a publisher at chunk size
+    /// 4096 sends audio-sized messages, one chunk each, and the driver reads the socket into
+    /// one input buffer, reserving 64 KiB before every read as `server.rs` does. A small
+    /// message cut out of that buffer would keep the whole allocation alive while its frame
+    /// sits in a playlist window (a minute), one 64 KiB buffer per read.
+    #[test]
+    fn small_messages_do_not_pin_the_read_buffer() {
+        const READ: usize = 64 << 10;
+        let mut enc = ChunkEncoder::new();
+        let mut wire = BytesMut::new();
+        enc.encode(&ControlMessage::SetChunkSize(4096).to_message(0), &mut wire);
+        enc.set_chunk_size(4096);
+        let body = |i: u32| vec![i as u8; 100 + (i as usize * 37) % 300];
+        let n = 3000u32;
+        for i in 0..n {
+            enc.encode(&msg(4, i * 21, 8, 1, &body(i)), &mut wire);
+        }
         let mut dec = ChunkDecoder::new(ChunkLimits::default());
-        let m = dec.decode(&mut out).unwrap().unwrap();
+        let mut input = BytesMut::with_capacity(READ);
+        let mut kept = Vec::new();
+        let mut pinned = 0;
+        for read in wire.chunks(1400) {
+            input.reserve(READ);
+            // The allocation this read lands in, alive (held by `input`) while we check.
+            let start = input.as_ptr() as usize;
+            let end = start + input.capacity();
+            input.extend_from_slice(read);
+            while let Some(m) = dec.decode(&mut input).unwrap() {
+                let p = m.payload.as_ptr() as usize;
+                if m.type_id == 8 && (start..end).contains(&p) {
+                    pinned += 1;
+                }
+                // Retained, as a playlist window retains frames.
+                kept.push(m);
+            }
+        }
+        let audio: Vec<&Message> = kept.iter().filter(|m| m.type_id == 8).collect();
+        assert_eq!(audio.len(), n as usize);
+        for (i, m) in (0..n).zip(&audio) {
+            assert_eq!(m.payload[..], body(i)[..]);
+        }
         assert_eq!(
-            m.payload.as_ptr() as usize,
-            base + 12,
-            "payload points into the input buffer"
+            pinned, 0,
+            "{pinned} of {n} small messages are slices of a 64 KiB read buffer"
         );
     }
 

@@ -385,7 +385,8 @@ impl ServerSession {
 
     /// The buffer socket reads go into (read directly into it, then call
     /// [`ServerSession::received`]): the only copy of a payload byte on the way to a frame
-    /// happens after this, and only for messages split over several chunks.
+    /// happens after this, into a buffer of the message's size, so no frame keeps this
+    /// buffer alive.
     pub fn input_mut(&mut self) -> &mut BytesMut {
         &mut self.conn.input
     }
