@@ -138,8 +138,7 @@ impl ClientSession {
 
     /// Copies `data` into the input buffer.
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
-        self.conn.input.extend_from_slice(data);
-        self.conn.received(now, data.len());
+        self.conn.handle_input(now, data);
     }
 
     /// Bytes to send, if any.

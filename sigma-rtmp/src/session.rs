@@ -124,6 +124,11 @@ impl Connection {
         self.received += n as u64;
     }
 
+    pub(crate) fn handle_input(&mut self, now: Instant, data: &[u8]) {
+        self.input.extend_from_slice(data);
+        self.received(now, data.len());
+    }
+
     pub(crate) fn wants_input(&self) -> bool {
         !self.dead && self.input.len() < self.config.max_input_buffer
     }
@@ -398,8 +403,7 @@ impl ServerSession {
 
     /// Convenience for tests and simple drivers: copies `data` into the input buffer.
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
-        self.conn.input.extend_from_slice(data);
-        self.conn.received(now, data.len());
+        self.conn.handle_input(now, data);
     }
 
     /// Whether the driver should read more input now (false while a publish request awaits a

@@ -60,6 +60,25 @@ fn is_again(e: &ff::Error) -> bool {
     matches!(e, ff::Error::Other { errno } if *errno == ff::util::error::EAGAIN)
 }
 
+/// Takes the next decoded frame out of `decoder` into `frame`: `Ok(false)` when none is ready
+/// (or the decoder is drained), a decode error for `track` otherwise.
+fn receive(
+    decoder: &mut ff::decoder::Opened,
+    frame: &mut ff::Frame,
+    track: u32,
+) -> Result<bool, Error> {
+    match decoder.receive_frame(frame) {
+        Ok(()) => Ok(true),
+        Err(ff::Error::Eof) => Ok(false),
+        Err(e) if is_again(&e) => Ok(false),
+        Err(source) => Err(Error::Decode {
+            track,
+            pts: -1,
+            source,
+        }),
+    }
+}
+
 /// How a decoder uses threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecoderOptions {
@@ -249,17 +268,8 @@ impl VideoDecoder {
     /// time is that of a source keyframe.
     pub fn pull(&mut self) -> Result<Option<Picture>, Error> {
         let mut frame = ff::frame::Video::empty();
-        match self.decoder.receive_frame(&mut frame) {
-            Ok(()) => {}
-            Err(ff::Error::Eof) => return Ok(None),
-            Err(e) if is_again(&e) => return Ok(None),
-            Err(source) => {
-                return Err(Error::Decode {
-                    track: self.track,
-                    pts: -1,
-                    source,
-                });
-            }
+        if !receive(&mut self.decoder, &mut frame, self.track)? {
+            return Ok(None);
         }
         let pts = frame.pts().or(frame.timestamp()).unwrap_or(0);
         while self.keyframes.front().is_some_and(|&k| k < pts) {
@@ -405,17 +415,8 @@ impl AudioDecoder {
     /// The next decoded block, if one is ready.
     pub fn pull(&mut self) -> Result<Option<AudioBlock>, Error> {
         let mut frame = ff::frame::Audio::empty();
-        match self.decoder.receive_frame(&mut frame) {
-            Ok(()) => {}
-            Err(ff::Error::Eof) => return Ok(None),
-            Err(e) if is_again(&e) => return Ok(None),
-            Err(source) => {
-                return Err(Error::Decode {
-                    track: self.track,
-                    pts: -1,
-                    source,
-                });
-            }
+        if !receive(&mut self.decoder, &mut frame, self.track)? {
+            return Ok(None);
         }
         let pts = frame.pts().or(frame.timestamp()).unwrap_or(0);
         Ok(Some(AudioBlock::new(frame, pts)))
