@@ -128,7 +128,7 @@ impl HttpService {
         let query = req.uri().query();
         let mut response = match route(&self.prefix, path) {
             Some(r) => self.answer(r, query, gzip).await,
-            None => refusal(Refusal::NotFound),
+            None => refusal(Refusal::NotFound, None),
         };
         cors(response.headers_mut());
         if head {
@@ -141,8 +141,13 @@ impl HttpService {
         response
     }
 
+    /// Cache lifetimes follow Appendix B.1: successful blocking playlist and media answers for
+    /// 6 target durations (media never change, so a year), non-blocking playlists for half a
+    /// target duration; 404s for 4 target durations after a blocking playlist request and 1
+    /// otherwise. 400 and 503 are not cached: the same request may succeed a moment later.
     async fn answer(&self, r: Route<'_>, query: Option<&str>, gzip: bool) -> Response<Body> {
         let o = &self.origin;
+        let td = |stream: &str| o.target_duration(stream);
         match r {
             Route::Multivariant { stream } => match o.multivariant(stream).await {
                 Ok(text) => {
@@ -151,34 +156,33 @@ impl HttpService {
                     set(&mut resp, header::CACHE_CONTROL, "public, max-age=2");
                     resp
                 }
-                Err(e) => refusal(e),
+                Err(e) => refusal(e, td(stream)),
             },
             Route::Media { stream, rendition } => {
                 let d = match directive::parse(query) {
                     Ok(d) => d,
-                    Err(e) => return refusal(Refusal::BadRequest(e)),
+                    Err(e) => return refusal(Refusal::BadRequest(e), None),
                 };
                 match o.media_playlist(stream, rendition, d, gzip).await {
                     Ok(p) => {
                         let mut resp = Response::new(Body::from_chunks([p.body]));
                         set(&mut resp, header::CONTENT_TYPE, PLAYLIST_TYPE);
-                        let cc = if p.blocking {
-                            format!("public, max-age={}", 6 * p.target_duration)
-                        } else if p.low_latency {
-                            "no-cache".to_owned()
+                        let age = if p.blocking {
+                            6 * p.target_duration
                         } else {
-                            format!("public, max-age={}", (p.target_duration / 2).max(1))
+                            (p.target_duration / 2).max(1)
                         };
-                        if let Ok(v) = HeaderValue::from_str(&cc) {
-                            resp.headers_mut().insert(header::CACHE_CONTROL, v);
-                        }
+                        max_age(&mut resp, age);
                         if p.gzipped {
                             set(&mut resp, header::CONTENT_ENCODING, "gzip");
                         }
                         set(&mut resp, header::VARY, "Accept-Encoding");
                         resp
                     }
-                    Err(e) => refusal(e),
+                    Err(e) => {
+                        let factor = if d.is_blocking() { 4 } else { 1 };
+                        refusal(e, td(stream).map(|t| factor * t))
+                    }
                 }
             }
             Route::Init {
@@ -186,20 +190,23 @@ impl HttpService {
                 rendition,
                 epoch,
                 generation,
-            } => media(o.init(stream, rendition, epoch, generation)),
+            } => media(o.init(stream, rendition, epoch, generation), td(stream)),
             Route::Segment {
                 stream,
                 rendition,
                 epoch,
                 msn,
-            } => media(o.segment(stream, rendition, epoch, msn).await),
+            } => media(o.segment(stream, rendition, epoch, msn).await, td(stream)),
             Route::Part {
                 stream,
                 rendition,
                 epoch,
                 msn,
                 index,
-            } => media(o.part(stream, rendition, epoch, msn, index).await),
+            } => media(
+                o.part(stream, rendition, epoch, msn, index).await,
+                td(stream),
+            ),
         }
     }
 }
@@ -375,9 +382,25 @@ fn plain(status: StatusCode, text: &str) -> Response<Body> {
     r
 }
 
-fn refusal(e: Refusal) -> Response<Body> {
+fn max_age(resp: &mut Response<Body>, seconds: u64) {
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_str(&format!("public, max-age={seconds}"))
+            .unwrap_or(HeaderValue::from_static("no-cache")),
+    );
+}
+
+/// The answer to a refused request. `not_found_age`: how long a 404 may be cached (seconds),
+/// `None` when nothing is known of the stream (a name may be published any moment).
+fn refusal(e: Refusal, not_found_age: Option<u64>) -> Response<Body> {
     match e {
-        Refusal::NotFound => plain(StatusCode::NOT_FOUND, "not found\n"),
+        Refusal::NotFound => {
+            let mut r = plain(StatusCode::NOT_FOUND, "not found\n");
+            if let Some(age) = not_found_age {
+                max_age(&mut r, age);
+            }
+            r
+        }
         Refusal::BadRequest(e) => plain(StatusCode::BAD_REQUEST, &format!("{e}\n")),
         Refusal::Unavailable => plain(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -386,7 +409,7 @@ fn refusal(e: Refusal) -> Response<Body> {
     }
 }
 
-fn media(r: Result<Served, Refusal>) -> Response<Body> {
+fn media(r: Result<Served, Refusal>, not_found_age: Option<u64>) -> Response<Body> {
     match r {
         Ok(s) => {
             let mut resp = Response::new(Body::from_chunks(s.chunks));
@@ -405,7 +428,7 @@ fn media(r: Result<Served, Refusal>) -> Response<Body> {
             );
             resp
         }
-        Err(e) => refusal(e),
+        Err(e) => refusal(e, not_found_age),
     }
 }
 
@@ -711,7 +734,8 @@ mod request_tests {
 
         let r = get(addr, "/live/s/video.m3u8").await;
         assert_eq!(r.status, StatusCode::OK);
-        assert_eq!(r.header("cache-control"), "no-cache");
+        // Appendix B.1: a non-blocking playlist is cached for half a target duration (2 s).
+        assert_eq!(r.header("cache-control"), "public, max-age=1");
         let p = fixture::parse_media_playlist(&r.text()).unwrap();
         assert_eq!(p.reports, ["audio.m3u8"]);
         let epoch = live.epoch();
@@ -929,21 +953,34 @@ mod request_tests {
             assert_eq!(r.header("cache-control"), "no-store");
         }
         let epoch = live.epoch();
-        for path in [
-            "/live/nope/video.m3u8".to_owned(),
-            "/live/s/nope.m3u8".to_owned(),
-            "/live/s/../s/video.m3u8".to_owned(),
-            "/live/s/video/../../etc/passwd".to_owned(),
-            "/live/s/video/wrongepoch/seg-0.m4s".to_owned(),
-            format!("/live/s/video/{epoch}/init-7.mp4"),
-            format!("/live/s/video/{epoch}/seg-{}.m4s", msn + 40),
-            "/favicon.ico".to_owned(),
+        // 404s: not cached when nothing is known of the stream; within a known stream cached
+        // for one target duration (2 s), four after a blocking playlist request (B.1).
+        for (path, cache) in [
+            ("/live/nope/video.m3u8".to_owned(), "no-store"),
+            ("/live/s/../s/video.m3u8".to_owned(), "no-store"),
+            ("/live/s/video/../../etc/passwd".to_owned(), "no-store"),
+            ("/favicon.ico".to_owned(), "no-store"),
+            ("/live/s/nope.m3u8".to_owned(), "public, max-age=2"),
+            (
+                "/live/s/nope.m3u8?_HLS_msn=1".to_owned(),
+                "public, max-age=8",
+            ),
+            (
+                "/live/s/video/wrongepoch/seg-0.m4s".to_owned(),
+                "public, max-age=2",
+            ),
+            (
+                format!("/live/s/video/{epoch}/init-7.mp4"),
+                "public, max-age=2",
+            ),
+            (
+                format!("/live/s/video/{epoch}/seg-{}.m4s", msn + 40),
+                "public, max-age=2",
+            ),
         ] {
-            assert_eq!(
-                get(addr, &path).await.status,
-                StatusCode::NOT_FOUND,
-                "{path}"
-            );
+            let r = get(addr, &path).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+            assert_eq!(r.header("cache-control"), cache, "{path}");
         }
         let r = request(addr, Method::POST, "/live/s/video.m3u8", &[], false).await;
         assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
@@ -1138,5 +1175,55 @@ mod request_tests {
             );
         }
         let _ = AUDIO;
+    }
+
+    /// §6.2.1: when a stream is removed, or replaced by a new publication under the same
+    /// name, the media its last playlist lists stay fetchable by their old URIs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn media_of_a_removed_or_replaced_stream_stay_available() {
+        let mut live = Live::start(ultra_low()).await;
+        live.push_until(7.0, false).await;
+        live.settle().await;
+        let addr = live.addr;
+        let before =
+            fixture::parse_media_playlist(&get(addr, "/live/s/video.m3u8").await.text()).unwrap();
+        let first = format!("/live/s/{}", before.segments[0].0);
+        let init = format!("/live/s/{}", before.maps[0]);
+        let body = get(addr, &first).await.body;
+        assert!(!body.is_empty());
+
+        // Replaced: the old stream ends and a new publication takes the name.
+        live.producer.take().unwrap().finish();
+        let deadline = Instant::now() + NET;
+        while !live
+            .origin
+            .stream("s")
+            .unwrap()
+            .slot("video")
+            .is_some_and(|s| crate::origin::tests_lock(&s).is_ended())
+        {
+            assert!(Instant::now() < deadline, "stream did not end");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (_p2, sub2) = bus::channel(Window::default());
+        let _pub2 = live
+            .origin
+            .publish("s", &sub2, PublishOptions::new(LatencyMode::UltraLow))
+            .unwrap();
+        assert_ne!(live.epoch(), before.maps[0].split('/').nth(1).unwrap());
+        let r = get(addr, &first).await;
+        assert_eq!(r.status, StatusCode::OK, "old segment after replacement");
+        assert_eq!(r.body, body);
+        assert_eq!(get(addr, &init).await.status, StatusCode::OK);
+
+        // Removed: playlists answer 404, media are still served.
+        live.origin.remove("s");
+        assert_eq!(
+            get(addr, "/live/s/video.m3u8").await.status,
+            StatusCode::NOT_FOUND
+        );
+        let r = get(addr, &first).await;
+        assert_eq!(r.status, StatusCode::OK, "old segment after removal");
+        assert_eq!(r.body, body);
     }
 }

@@ -134,15 +134,25 @@ impl Stream {
         self.slots().iter().all(|s| lock(&s.state).is_ended())
     }
 
-    /// Target duration for timeouts: 3 target durations of the longest rendition (§6.2.5.2).
-    pub(crate) fn block_timeout(&self) -> Duration {
-        let td = self
-            .slots()
+    /// The stream's target duration: the longest of its renditions'.
+    pub(crate) fn target_duration(&self) -> u64 {
+        self.slots()
             .iter()
             .map(|s| lock(&s.state).target_duration())
             .max()
-            .unwrap_or_else(|| self.timing.segment_target.as_secs().max(1));
-        Duration::from_secs(3 * td)
+            .unwrap_or_else(|| self.timing.segment_target.as_secs().max(1))
+    }
+
+    /// Target duration for timeouts: 3 target durations of the longest rendition (§6.2.5.2).
+    pub(crate) fn block_timeout(&self) -> Duration {
+        Duration::from_secs(3 * self.target_duration())
+    }
+
+    /// How long the media of this stream stay fetchable once it is removed or replaced: the
+    /// playlist's duration plus the 3 target durations evicted parts are kept (§6.2.1, §6.2.2).
+    fn retention(&self) -> Duration {
+        let segments = self.timing.playlist_segments as u64 + 3;
+        Duration::from_secs(segments.saturating_mul(self.target_duration()))
     }
 }
 
@@ -203,6 +213,16 @@ impl std::fmt::Debug for PlaylistText {
 #[derive(Clone, Default)]
 pub struct Origin {
     streams: Arc<RwLock<HashMap<String, Arc<Stream>>>>,
+    /// Streams removed or replaced by a new publication, whose media stay fetchable (by their
+    /// epoch's URIs) for as long as a playlist a viewer already holds may list them (§6.2.1:
+    /// the media of a removed playlist remain available for at least its duration).
+    retired: Arc<Mutex<Vec<Retired>>>,
+}
+
+struct Retired {
+    name: String,
+    stream: Arc<Stream>,
+    until: std::time::Instant,
 }
 
 /// A running publication: the task that segments one bus. Dropping it leaves the task running
@@ -263,6 +283,11 @@ impl Origin {
             .cloned()
     }
 
+    /// The target duration of `stream` in seconds (for cache lifetimes), if it is published.
+    pub fn target_duration(&self, stream: &str) -> Option<u64> {
+        self.stream(stream).map(|s| s.target_duration())
+    }
+
     /// Requests (blocking playlist reloads, preload-hint and next-segment requests) waiting on
     /// `stream` now.
     pub fn waiting(&self, stream: &str) -> usize {
@@ -270,8 +295,11 @@ impl Origin {
             .map_or(0, |s| s.waiting.load(Ordering::Relaxed))
     }
 
-    /// Removes a stream; its URLs answer 404 from now on. Its publication tasks stop when
+    /// Removes a stream: its playlists answer 404 from now on. Its publication tasks stop when
     /// their buses end.
+    ///
+    /// Its media (segments, parts, init segments) stay fetchable for the playlist's duration
+    /// plus 3 target durations, so viewers holding its last playlist can finish it (§6.2.1).
     pub fn remove(&self, stream: &str) {
         let removed = self
             .streams
@@ -280,7 +308,33 @@ impl Origin {
             .remove(stream);
         if let Some(s) = removed {
             s.bump_all();
+            self.retire(stream, s);
         }
+    }
+
+    /// Keeps a removed or replaced stream's media fetchable for [`Stream::retention`], and
+    /// forgets the retired streams whose time is up.
+    fn retire(&self, name: &str, stream: Arc<Stream>) {
+        let now = std::time::Instant::now();
+        let until = now + stream.retention();
+        let mut retired = lock(&self.retired);
+        retired.retain(|r| r.until > now);
+        retired.push(Retired {
+            name: name.to_owned(),
+            stream,
+            until,
+        });
+    }
+
+    /// A retired stream by name and epoch, while its media are still kept.
+    fn retired(&self, name: &str, epoch: &str) -> Option<Arc<Stream>> {
+        let now = std::time::Instant::now();
+        let mut retired = lock(&self.retired);
+        retired.retain(|r| r.until > now);
+        retired
+            .iter()
+            .find(|r| r.name == name && r.stream.epoch == epoch)
+            .map(|r| r.stream.clone())
     }
 
     /// Publishes a bus as renditions of `stream`: its primary video track as
@@ -324,6 +378,7 @@ impl Origin {
                     });
                     if let Some(old) = streams.insert(stream.to_owned(), s.clone()) {
                         old.bump_all();
+                        self.retire(stream, old);
                     }
                     s
                 }
@@ -492,10 +547,10 @@ impl Origin {
         rendition: &str,
         epoch: &str,
     ) -> Result<(Arc<Stream>, Arc<Slot>), Refusal> {
-        let s = self.stream(stream).ok_or(Refusal::NotFound)?;
-        if s.epoch != epoch {
-            return Err(Refusal::NotFound);
-        }
+        let s = match self.stream(stream) {
+            Some(s) if s.epoch == epoch => s,
+            _ => self.retired(stream, epoch).ok_or(Refusal::NotFound)?,
+        };
         let slot = s.slot(rendition).ok_or(Refusal::NotFound)?;
         Ok((s, slot))
     }
