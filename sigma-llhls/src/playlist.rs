@@ -118,6 +118,8 @@ pub struct Rendition {
     current: Option<SegmentEntry>,
     discontinuity_sequence: u64,
     max_segment: f64,
+    /// `EXT-X-TARGETDURATION` once fixed (§6.2.1: it MUST NOT change).
+    fixed_target: Option<u64>,
     ended: bool,
     version: u64,
 }
@@ -150,6 +152,7 @@ impl Rendition {
             current: None,
             discontinuity_sequence: 0,
             max_segment: 0.0,
+            fixed_target: None,
             ended: false,
             version: 0,
         }
@@ -259,11 +262,33 @@ impl Rendition {
         }
     }
 
-    /// `EXT-X-TARGETDURATION`: the segment target, or the longest segment produced (rounded to
-    /// the nearest second, §4.4.3.1) when a publisher's keyframe interval made one longer.
+    /// `EXT-X-TARGETDURATION`: the value fixed by [`fix_target_duration`](Self::fix_target_duration)
+    /// once it was called, else the [measured](Self::measured_target_duration) one. HOLD-BACK,
+    /// CAN-SKIP-UNTIL, part listing and part retention derive from it, so they stay constant
+    /// once it is fixed.
     pub fn target_duration(&self) -> u64 {
+        self.fixed_target
+            .unwrap_or_else(|| self.measured_target_duration())
+    }
+
+    /// The segment target, or the longest segment produced (rounded to the nearest second,
+    /// §4.4.3.1) when a publisher's keyframe interval made one longer.
+    pub fn measured_target_duration(&self) -> u64 {
         let target = self.cfg.timing.segment_target.as_secs_f64().ceil() as u64;
         target.max((self.max_segment + 0.5).floor() as u64).max(1)
+    }
+
+    /// Fixes `EXT-X-TARGETDURATION` to `td` seconds (at least 1) for the rest of the
+    /// rendition's life (RFC 8216bis §6.2.1: the value MUST NOT change; §6.2.4: every rendition
+    /// of a stream has the same). The first call wins; later calls are ignored.
+    ///
+    /// The caller makes sure no segment's rounded duration exceeds it (the segmenter's segment
+    /// limit); the rendition does not cut segments itself.
+    pub fn fix_target_duration(&mut self, td: u64) {
+        if self.fixed_target.is_none() {
+            self.fixed_target = Some(td.max(1));
+            self.version += 1;
+        }
     }
 
     fn part_target(&self) -> Option<f64> {
@@ -304,6 +329,19 @@ impl Rendition {
             uri: format!("{}.m3u8", self.cfg.name),
             last_msn,
             last_part,
+        })
+    }
+
+    /// The part the playlist hints (`EXT-X-PRELOAD-HINT`, §4.4.5.3) as (msn, part index): the
+    /// next part of the segment in progress, or part 0 of the next segment. `None` without
+    /// parts or after the end.
+    pub fn preload_hint(&self) -> Option<(u64, u64)> {
+        if self.ended || self.part_target().is_none() {
+            return None;
+        }
+        Some(match &self.current {
+            Some(c) => (c.msn, c.parts.len() as u64),
+            None => (self.last_complete_msn().map_or(0, |m| m + 1), 0),
         })
     }
 
@@ -525,11 +563,7 @@ impl Rendition {
         }
         if self.ended {
             let _ = writeln!(out, "#EXT-X-ENDLIST");
-        } else if part_target.is_some() {
-            let (msn, index) = match &self.current {
-                Some(c) => (c.msn, c.parts.len()),
-                None => (self.last_complete_msn().map_or(0, |m| m + 1), 0),
-            };
+        } else if let Some((msn, index)) = self.preload_hint() {
             let _ = writeln!(
                 out,
                 "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{prefix}part-{msn}.{index}.m4s\""
@@ -681,13 +715,25 @@ mod tests {
         gop: u32,
         end: bool,
     ) -> (Rendition, Rendition) {
-        let timing = mode.timing();
+        fed_with(mode.timing(), seconds, gop, end, |_| {})
+    }
+
+    /// [`fed`] with any timing; `prepare` sees each rendition before the first frame.
+    fn fed_with(
+        timing: Timing,
+        seconds: u32,
+        gop: u32,
+        end: bool,
+        prepare: impl Fn(&mut Rendition),
+    ) -> (Rendition, Rendition) {
         let mk = |name: &str| {
-            Rendition::new(RenditionConfig {
+            let mut r = Rendition::new(RenditionConfig {
                 name: name.into(),
                 uri_prefix: format!("{name}/p1/"),
                 timing,
-            })
+            });
+            prepare(&mut r);
+            r
         };
         let (mut v, mut a) = (mk("video"), mk("audio"));
         let mut s = Segmenter::new(SegmenterConfig::from_timing(timing));
@@ -794,6 +840,41 @@ mod tests {
     }
 
     #[test]
+    fn a_fixed_target_duration_never_changes() {
+        // Low mode targets 1 s, but 2 s GOPs make 2 s segments: the measured value grows.
+        let (v, _) = fed(LatencyMode::Low, 20, 60, false);
+        assert_eq!((v.target_duration(), v.measured_target_duration()), (2, 2));
+        let mut empty = Rendition::new(RenditionConfig {
+            name: "video".into(),
+            uri_prefix: String::new(),
+            timing: LatencyMode::Low.timing(),
+        });
+        assert_eq!(empty.target_duration(), 1);
+        let version = empty.version();
+        empty.fix_target_duration(0);
+        assert_eq!(empty.target_duration(), 1, "at least 1");
+        assert!(empty.version() > version, "a change re-renders");
+
+        // Fixed before the first segment, it stays whatever is measured later.
+        let (mut v, a) = fed_with(LatencyMode::UltraLow.timing(), 40, 60, false, |r| {
+            r.fix_target_duration(3)
+        });
+        v.fix_target_duration(5);
+        assert_eq!((v.target_duration(), v.measured_target_duration()), (3, 2));
+        let text = v.render(RenderOptions::default(), &[a.report().unwrap()]);
+        assert!(text.contains("#EXT-X-TARGETDURATION:3\n"), "{text}");
+        assert!(
+            text.contains("CAN-SKIP-UNTIL=18.0,PART-HOLD-BACK=1.002,HOLD-BACK=9.0\n"),
+            "{text}"
+        );
+        // The Advance Part Limit follows the part target only.
+        let (msn, part) = v.last().unwrap();
+        let part = u64::from(part.unwrap());
+        assert_eq!(v.readiness(msn, Some(part + 8)), Ok(Readiness::Wait));
+        assert!(v.readiness(msn, Some(part + 9)).is_err());
+    }
+
+    #[test]
     fn window_is_bounded() {
         let (v, _) = fed(LatencyMode::UltraLow, 120, 60, false);
         // 15 listed + 16 retained, whatever the stream length.
@@ -831,11 +912,16 @@ mod tests {
             v.readiness(msn + 2, Some(5)),
             Err(Error::TooFarAhead { .. })
         ));
+        // The hinted part is the next one of the segment in progress.
+        assert_eq!(v.preload_hint(), Some((msn, part + 1)));
         let (n, _) = fed(LatencyMode::Normal, 20, 60, false);
         assert!(matches!(
             n.readiness(0, Some(0)),
             Err(Error::BadDirective(_))
         ));
+        assert_eq!(n.preload_hint(), None, "no parts");
+        let (e, _) = fed(LatencyMode::UltraLow, 9, 60, true);
+        assert_eq!(e.preload_hint(), None, "ended");
     }
 
     #[test]
