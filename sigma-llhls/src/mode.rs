@@ -73,21 +73,81 @@ pub struct Timing {
     /// Part target (`EXT-X-PART-INF:PART-TARGET`), `None` for no LL-HLS parts.
     pub part_target: Option<Duration>,
     /// Complete segments listed in a media playlist. CAN-SKIP-UNTIL is six target durations,
-    /// so a playlist longer than that benefits from delta updates.
+    /// so a playlist longer than that benefits from delta updates. A playlist keeps more when
+    /// these would last less than 3 target durations (RFC 8216bis §6.2.2).
     pub playlist_segments: usize,
 }
 
 impl Timing {
     /// The timing with its values brought into range: a segment target of at least 100 ms, a
-    /// part target between 100 ms and the segment target, at least 3 playlist segments.
+    /// part target between 100 ms and the segment target, 3 to 1000 playlist segments.
+    ///
+    /// Both targets are rounded to the nearest whole millisecond. `EXT-X-PART-INF:PART-TARGET`
+    /// is written with 3 decimals, so the part target the segmenter cuts by is exactly the
+    /// one the playlist declares (§4.4.4.9: every part MUST be at most PART-TARGET; a target
+    /// of 0.3334 s printed as 0.333 would let 0.3333 s parts exceed it). PART-HOLD-BACK
+    /// (3 × the part target, 3 decimals) is then exact too.
     pub fn sanitized(self) -> Timing {
-        let segment_target = self.segment_target.max(Duration::from_millis(100));
+        let segment_target = whole_ms(self.segment_target.max(Duration::from_millis(100)));
         Timing {
             segment_target,
             part_target: self
                 .part_target
-                .map(|p| p.clamp(Duration::from_millis(100), segment_target)),
+                .map(|p| whole_ms(p.clamp(Duration::from_millis(100), segment_target))),
             playlist_segments: self.playlist_segments.clamp(3, 1000),
         }
+    }
+}
+
+/// `d` rounded to the nearest millisecond (half up). Monotonic, so a value clamped between two
+/// whole-millisecond bounds stays between them.
+fn whole_ms(d: Duration) -> Duration {
+    let ms = (d.as_nanos() + 500_000) / 1_000_000;
+    Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitized_targets_are_whole_milliseconds() {
+        let t = |part: f64| Timing {
+            segment_target: Duration::from_secs(2),
+            part_target: Some(Duration::from_secs_f64(part)),
+            playlist_segments: 15,
+        };
+        for (part, want) in [
+            (0.3334, 333),
+            (0.3336, 334),
+            (0.334, 334),
+            (0.05, 100),
+            (9.0, 2000),
+        ] {
+            let p = t(part).sanitized().part_target.unwrap();
+            assert_eq!(p, Duration::from_millis(want), "{part}");
+            // What the playlist prints is what the segmenter cuts by.
+            let printed: f64 = format!("{:.3}", p.as_secs_f64()).parse().unwrap();
+            assert_eq!(Duration::from_secs_f64(printed), p, "{part}");
+        }
+        let odd = Timing {
+            segment_target: Duration::from_secs_f64(1.0004),
+            part_target: Some(Duration::from_secs(5)),
+            playlist_segments: 1,
+        }
+        .sanitized();
+        assert_eq!(odd.segment_target, Duration::from_millis(1000));
+        assert_eq!(odd.part_target, Some(Duration::from_millis(1000)));
+        assert_eq!(odd.playlist_segments, 3);
+        for mode in [LatencyMode::Normal, LatencyMode::Low, LatencyMode::UltraLow] {
+            assert_eq!(mode.timing().sanitized(), mode.timing(), "{mode:?}");
+        }
+        let huge = Timing {
+            segment_target: Duration::MAX,
+            part_target: Some(Duration::MAX),
+            playlist_segments: usize::MAX,
+        }
+        .sanitized();
+        assert_eq!(huge.part_target, Some(huge.segment_target));
     }
 }
