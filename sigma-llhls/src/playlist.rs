@@ -351,16 +351,19 @@ impl Rendition {
 
     /// Decides a blocking request for segment `msn` (and part `part`), §6.2.5.2.
     ///
-    /// Errors: [`Error::TooFarAhead`] when `msn` is beyond the last segment plus two or `part`
-    /// beyond the Advance Part Limit; [`Error::BadDirective`] for `_HLS_part` on a rendition
-    /// without parts.
+    /// Once the stream ended the answer is always [`Readiness::Ready`] (the directives are
+    /// ignored). Errors: [`Error::TooFarAhead`] when `msn` is beyond the last segment plus two
+    /// or `part` beyond the Advance Part Limit; [`Error::BadDirective`] for `_HLS_part` on a
+    /// rendition without parts.
     pub fn readiness(&self, msn: u64, part: Option<u64>) -> Result<Readiness, Error> {
+        // §6.2.5.2: a server MUST ignore _HLS_msn and _HLS_part once the playlist has
+        // EXT-X-ENDLIST, so an ended playlist is ready whatever was asked.
+        if self.ended {
+            return Ok(Readiness::Ready);
+        }
         let part_target = self.part_target();
         if part.is_some() && part_target.is_none() {
             return Err(Error::BadDirective("_HLS_part on a playlist without parts"));
-        }
-        if self.ended {
-            return Ok(Readiness::Ready);
         }
         let (last_msn, last_part) = match self.last() {
             Some((m, p)) => (Some(m), p),
@@ -920,7 +923,12 @@ mod tests {
             Err(Error::BadDirective(_))
         ));
         assert_eq!(n.preload_hint(), None, "no parts");
+        // §6.2.5.2: _HLS_msn and _HLS_part are ignored once the playlist has EXT-X-ENDLIST.
+        let (n, _) = fed(LatencyMode::Normal, 20, 60, true);
+        assert_eq!(n.readiness(0, Some(0)), Ok(Readiness::Ready));
+        assert_eq!(n.readiness(999, Some(99)), Ok(Readiness::Ready));
         let (e, _) = fed(LatencyMode::UltraLow, 9, 60, true);
+        assert_eq!(e.readiness(999, Some(99)), Ok(Readiness::Ready));
         assert_eq!(e.preload_hint(), None, "ended");
     }
 
