@@ -15,8 +15,10 @@ pub enum Skip {
     No,
     /// `_HLS_skip=YES`: skip old media segments.
     Yes,
-    /// `_HLS_skip=v2`: skip old media segments and date ranges (this origin writes no date
-    /// ranges, so the answer is the same as for `YES`).
+    /// `_HLS_skip=v2`: skip old media segments and date ranges. This origin writes no date
+    /// ranges, so the same segments are skipped as for `YES`; the `EXT-X-SKIP` tag also
+    /// carries an empty `RECENTLY-REMOVED-DATERANGES` list, REQUIRED by §4.4.5.2 when a client
+    /// asks to skip date ranges (see [`crate::playlist::Rendition::render_skip`]).
     V2,
 }
 

@@ -10,6 +10,7 @@
 //! for availability, and the init segments they use. Parts are views (`Bytes` clones) of the
 //! same payloads as their segments, so keeping a part available costs no payload memory.
 
+use crate::directive::Skip;
 use crate::segmenter::{InitSegment, Output, Part, SegmentStart};
 use crate::{Error, Timing};
 use bytes::Bytes;
@@ -82,7 +83,8 @@ pub struct RenditionReport {
 /// How a request wants the playlist rendered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RenderOptions {
-    /// Render a delta update (`_HLS_skip=YES` or `v2`, §6.2.5.1).
+    /// Render a delta update (`_HLS_skip=YES`, §6.2.5.1). `_HLS_skip=v2` needs
+    /// [`Rendition::render_skip`].
     pub skip: bool,
 }
 
@@ -485,7 +487,28 @@ impl Rendition {
     }
 
     /// Renders the media playlist (§4.4.3–4.4.5) with reports on `others`.
+    ///
+    /// `opts.skip` cannot tell `_HLS_skip=v2` from `YES`; [`render_skip`](Self::render_skip)
+    /// can.
     pub fn render(&self, opts: RenderOptions, others: &[RenditionReport]) -> String {
+        let skip = if opts.skip { Skip::Yes } else { Skip::No };
+        self.render_skip(skip, others)
+    }
+
+    /// Renders the media playlist (§4.4.3–4.4.5) with reports on `others`, as a delta update
+    /// (§6.2.5.1) when `skip` asks for one and the stream has not ended.
+    ///
+    /// `EXT-X-VERSION` is the lowest the playlist needs (§6.2.1, §8): 6 for `EXT-X-MAP` without
+    /// `EXT-X-I-FRAMES-ONLY` (also covering floating-point EXTINF, version 3), 9 when it
+    /// carries `EXT-X-SKIP`. Parts, preload hints, rendition reports and server control need no
+    /// particular version.
+    ///
+    /// [`Skip::V2`] asks to skip date ranges too. This origin writes no `EXT-X-DATERANGE` (and
+    /// does not advertise CAN-SKIP-DATERANGES), so nothing more is skipped, but §4.4.5.2 makes
+    /// `RECENTLY-REMOVED-DATERANGES` REQUIRED on the `EXT-X-SKIP` of such an update: it is
+    /// written empty (the list MAY be empty). The version stays 9: version 10 is needed only by
+    /// an `EXT-X-SKIP` that replaces `EXT-X-DATERANGE` tags (§8), and this one replaces none.
+    pub fn render_skip(&self, skip: Skip, others: &[RenditionReport]) -> String {
         let mut out = String::with_capacity(4096);
         let td = self.target_duration();
         let tdf = td as f64;
@@ -496,7 +519,7 @@ impl Rendition {
         // Delta update: skip the oldest listed segments that start more than CAN-SKIP-UNTIL
         // before the end of the playlist (§6.2.5.1).
         let mut skipped = 0usize;
-        if opts.skip && !self.ended {
+        if skip != Skip::No && !self.ended {
             let mut from_end = self.current.as_ref().map_or(0.0, |c| c.duration);
             let listed: Vec<&SegmentEntry> = self.listed().collect();
             let mut keep = 0;
@@ -511,7 +534,7 @@ impl Rendition {
         }
 
         let _ = writeln!(out, "#EXTM3U");
-        let _ = writeln!(out, "#EXT-X-VERSION:{}", if skipped > 0 { 9 } else { 7 });
+        let _ = writeln!(out, "#EXT-X-VERSION:{}", if skipped > 0 { 9 } else { 6 });
         let _ = writeln!(out, "#EXT-X-TARGETDURATION:{td}");
         let _ = write!(
             out,
@@ -530,15 +553,20 @@ impl Rendition {
             .or(self.current.as_ref())
             .map_or(0, |s| s.msn);
         let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{first_msn}");
-        if self.discontinuity_sequence > 0 {
-            let _ = writeln!(
-                out,
-                "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
-                self.discontinuity_sequence
-            );
-        }
+        // §6.2.2: a playlist that removes segments and lists an EXT-X-DISCONTINUITY MUST carry
+        // EXT-X-DISCONTINUITY-SEQUENCE; writing it always (0 included) is the simplest rule
+        // that never misses that case.
+        let _ = writeln!(
+            out,
+            "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
+            self.discontinuity_sequence
+        );
         if skipped > 0 {
-            let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+            let _ = write!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+            if skip == Skip::V2 {
+                out.push_str(",RECENTLY-REMOVED-DATERANGES=\"\"");
+            }
+            out.push('\n');
         }
 
         // Segments whose end lies within 3 target durations of the playlist's end list parts.
@@ -663,11 +691,19 @@ pub struct AudioMedia {
 
 /// Renders a multivariant playlist (§4.4.6).
 ///
+/// None of its tags and attributes needs a protocol version above 1 (§8), so `EXT-X-VERSION`
+/// is written only with audio renditions: 4, which §8 allows for `EXT-X-MEDIA` and the `AUDIO`
+/// attribute so that older clients do not play the video without its audio.
+///
 /// `notes` become comment lines (`# …`, ignored by players, RFC 8216bis §4.1), e.g. why a
 /// rendition of a ladder was left out; line breaks in a note are replaced by spaces.
 pub fn render_multivariant(variants: &[Variant], audio: &[AudioMedia], notes: &[String]) -> String {
     let mut out = String::with_capacity(512);
-    out.push_str("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    out.push_str("#EXTM3U\n");
+    if !audio.is_empty() || variants.iter().any(|v| v.audio_group.is_some()) {
+        out.push_str("#EXT-X-VERSION:4\n");
+    }
+    out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
     for note in notes {
         let one_line: String = note
             .chars()
@@ -878,6 +914,71 @@ mod tests {
     }
 
     #[test]
+    fn versions_are_the_lowest_needed() {
+        let (v, a) = fed(LatencyMode::UltraLow, 40, 60, false);
+        let reports = [a.report().unwrap()];
+        // EXT-X-MAP without EXT-X-I-FRAMES-ONLY needs 6 (§4.4.4.5).
+        let full = fixture::parse_media_playlist(&v.render_skip(Skip::No, &reports)).unwrap();
+        assert_eq!(full.version, 6);
+        // EXT-X-SKIP needs 9 (§8).
+        let delta = fixture::parse_media_playlist(&v.render_skip(Skip::Yes, &reports)).unwrap();
+        assert_eq!((delta.version, delta.skipped > 0), (9, true));
+        // Without parts too.
+        let (n, _) = fed(LatencyMode::Normal, 20, 60, false);
+        let p = fixture::parse_media_playlist(&n.render_skip(Skip::No, &[])).unwrap();
+        assert_eq!(p.version, 6);
+    }
+
+    #[test]
+    fn a_v2_delta_update_lists_recently_removed_date_ranges() {
+        let (v, a) = fed(LatencyMode::UltraLow, 40, 60, false);
+        let reports = [a.report().unwrap()];
+        let skip_line = |text: &str| {
+            text.lines()
+                .find(|l| l.starts_with("#EXT-X-SKIP:"))
+                .map(str::to_owned)
+        };
+        let yes = v.render_skip(Skip::Yes, &reports);
+        let v2 = v.render_skip(Skip::V2, &reports);
+        // §4.4.5.2: REQUIRED when the client asked to skip date ranges; MAY be empty (this
+        // origin writes none). Nothing else differs.
+        assert_eq!(
+            skip_line(&v2).unwrap(),
+            "#EXT-X-SKIP:SKIPPED-SEGMENTS=9,RECENTLY-REMOVED-DATERANGES=\"\""
+        );
+        assert_eq!(skip_line(&yes).unwrap(), "#EXT-X-SKIP:SKIPPED-SEGMENTS=9");
+        assert_eq!(
+            v2.replace(",RECENTLY-REMOVED-DATERANGES=\"\"", ""),
+            yes,
+            "otherwise the same as YES"
+        );
+        let p = fixture::parse_media_playlist(&v2).unwrap();
+        assert_eq!((p.version, p.skipped), (9, 9));
+        assert_eq!(v.render(RenderOptions { skip: true }, &reports), yes);
+        // §6.2.5.1: _HLS_skip is ignored once the playlist has EXT-X-ENDLIST.
+        let (e, _) = fed(LatencyMode::UltraLow, 40, 60, true);
+        assert_eq!(e.render_skip(Skip::V2, &[]), e.render_skip(Skip::No, &[]));
+    }
+
+    #[test]
+    fn discontinuity_sequence_is_always_written() {
+        let (v, a) = fed(LatencyMode::UltraLow, 40, 60, false);
+        let reports = [a.report().unwrap()];
+        for skip in [Skip::No, Skip::Yes] {
+            let text = v.render_skip(skip, &reports);
+            assert!(
+                text.contains("#EXT-X-MEDIA-SEQUENCE:4\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n"),
+                "{text}"
+            );
+        }
+        let (v, _) = fed(LatencyMode::Normal, 3, 60, false);
+        assert!(
+            v.render_skip(Skip::No, &[])
+                .contains("#EXT-X-DISCONTINUITY-SEQUENCE:0\n")
+        );
+    }
+
+    #[test]
     fn window_is_bounded() {
         let (v, _) = fed(LatencyMode::UltraLow, 120, 60, false);
         // 15 listed + 16 retained, whatever the stream length.
@@ -955,7 +1056,7 @@ mod tests {
         );
         assert_eq!(
             text,
-            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+            "#EXTM3U\n#EXT-X-VERSION:4\n#EXT-X-INDEPENDENT-SEGMENTS\n\
              # 720p skipped: source is smaller than 720p\n\
              #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio.m3u8\"\n\
              #EXT-X-STREAM-INF:BANDWIDTH=2500000,AVERAGE-BANDWIDTH=2000000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=30.000,AUDIO=\"audio\"\n\
@@ -967,7 +1068,25 @@ mod tests {
             .filter(|(t, _)| t.starts_with("#EXT-X-") && *t != "#EXT-X-VERSION")
         {
             fixture::attributes(line.1).unwrap();
-        }
+        } // Without EXT-X-MEDIA nothing needs a version above 1 (§8): no EXT-X-VERSION.
+        let video_only = render_multivariant(
+            &[Variant {
+                uri: "video.m3u8".into(),
+                bandwidth: 1_000_000,
+                average_bandwidth: None,
+                codecs: vec!["avc1.64001f".into()],
+                resolution: None,
+                frame_rate: None,
+                audio_group: None,
+            }],
+            &[],
+            &[],
+        );
+        assert_eq!(
+            video_only,
+            "#EXTM3U\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=1000000,CODECS=\"avc1.64001f\"\nvideo.m3u8\n"
+        );
     }
 
     #[test]
