@@ -414,10 +414,23 @@ impl Rendition {
         Ok(Readiness::Wait)
     }
 
-    /// Whether part lists (and part files) of a segment ending `from_end` seconds before the
-    /// playlist's end are kept: listed for 3 target durations, served for 3 more (§4.4.4.9).
-    fn parts_within(&self, from_end: f64, factor: f64) -> bool {
-        from_end < factor * self.target_duration() as f64
+    /// Whether a complete segment starting `start_from_end` seconds before the playlist's end
+    /// lists its parts. RFC 8216bis §6.2.2: EXT-X-PART tags SHOULD be removed once they are more
+    /// than 3 target durations from the end. A segment lists all its parts or none, so every
+    /// listed part begins within 3 target durations of the end and a part list always starts
+    /// at part 0 (players number parts by their position in the list). Parts are listed for
+    /// between 3 target durations less one segment and 3 target durations.
+    fn lists_parts(&self, start_from_end: f64) -> bool {
+        start_from_end <= 3.0 * self.target_duration() as f64 + 1e-9
+    }
+
+    /// Whether the part files of a complete segment ending `end_from_end` seconds before the
+    /// playlist's end are still served: while its end is within 6 target durations, i.e. its
+    /// start within 6 target durations plus its duration. §6.2.2: a part MUST stay available
+    /// for 3 target durations after its EXT-X-PART tag left the playlist, which happens once
+    /// its segment's start is more than 3 target durations from the end.
+    fn serves_parts(&self, end_from_end: f64) -> bool {
+        end_from_end < 6.0 * self.target_duration() as f64
     }
 
     fn duration_after(&self, msn: u64) -> f64 {
@@ -455,7 +468,7 @@ impl Rendition {
             Some(c) if c.msn == msn => c,
             _ => {
                 let seg = self.segments.iter().find(|s| s.msn == msn)?;
-                if !self.parts_within(self.duration_after(msn), 6.0) {
+                if !self.serves_parts(self.duration_after(msn)) {
                     return None;
                 }
                 seg
@@ -569,7 +582,7 @@ impl Rendition {
             out.push('\n');
         }
 
-        // Segments whose end lies within 3 target durations of the playlist's end list parts.
+        // Seconds from each listed segment's end to the playlist's end.
         let total_after: Vec<f64> = {
             let mut v = Vec::new();
             let mut acc = self.current.as_ref().map_or(0.0, |c| c.duration);
@@ -586,7 +599,7 @@ impl Rendition {
             .skip(skipped)
             .zip(total_after.iter().skip(skipped));
         for (seg, &after) in shown {
-            let parts = part_target.is_some() && self.parts_within(after, 3.0);
+            let parts = part_target.is_some() && self.lists_parts(after + seg.duration);
             self.render_segment(&mut out, seg, &mut map_gen, parts, true);
         }
         if let Some(cur) = &self.current {
@@ -859,11 +872,12 @@ mod tests {
         .unwrap();
         assert_eq!(p.target_duration, 2);
         assert_eq!(p.segments.len(), 15, "playlist_segments of ultra-low");
+        // 1.67 s in progress: segments starting within 6 s of the end are the last 2 complete
+        // ones (3.67 s and 5.67 s); the one before starts 7.67 s from the end.
         let with_parts = p.segments.iter().filter(|s| !s.2.is_empty()).count();
-        // Segments ending within 6 s of the end: the last 3 complete ones.
-        assert_eq!(with_parts, 3);
+        assert_eq!(with_parts, 2);
         assert!(
-            p.segments.iter().rev().take(3).all(|s| s.2[0].2),
+            p.segments.iter().rev().take(2).all(|s| s.2[0].2),
             "first part independent"
         );
         // Parts of older listed segments are still served (3 target durations longer).
@@ -876,6 +890,71 @@ mod tests {
         let hint = p.preload_hint.unwrap();
         let (m, last) = v.last().unwrap();
         assert_eq!(hint, format!("video/p1/part-{m}.{}.m4s", last.unwrap() + 1));
+    }
+
+    /// Seconds from the start of the first listed part to the end of the playlist, asserting
+    /// that the segments listing parts are the last ones and list all their parts from part 0.
+    fn listed_parts_span(p: &fixture::ParsedPlaylist) -> f64 {
+        let first = p.segments.iter().position(|s| !s.2.is_empty());
+        let with_parts = first.map_or(&p.segments[..0], |i| &p.segments[i..]);
+        for (uri, d, parts) in with_parts {
+            assert!(parts[0].0.ends_with(".0.m4s"), "{uri}: parts from part 0");
+            let sum: f64 = parts.iter().map(|x| x.1).sum();
+            assert!((sum - d).abs() < 1e-3, "{uri}: all parts listed");
+        }
+        with_parts
+            .iter()
+            .flat_map(|s| &s.2)
+            .chain(&p.open_parts)
+            .map(|x| x.1)
+            .sum()
+    }
+
+    #[test]
+    fn parts_are_listed_only_within_three_target_durations_and_served_three_more() {
+        // §6.2.2: EXT-X-PART tags SHOULD leave the playlist once more than 3 target durations
+        // from its end, and MUST stay downloadable for 3 target durations after that.
+        let runs: Vec<(Rendition, fixture::ParsedPlaylist)> = (30..=52)
+            .map(|secs| {
+                let (v, a) = fed(LatencyMode::UltraLow, secs, 60, false);
+                let text = v.render(RenderOptions::default(), &[a.report().unwrap()]);
+                let p = fixture::parse_media_playlist(&text).unwrap();
+                (v, p)
+            })
+            .collect();
+        let listing = |p: &fixture::ParsedPlaylist| -> Vec<String> {
+            p.segments
+                .iter()
+                .filter(|s| !s.2.is_empty())
+                .map(|s| s.0.clone())
+                .collect()
+        };
+        for (i, (_, p)) in runs.iter().enumerate() {
+            let td = p.target_duration as f64;
+            let span = listed_parts_span(p);
+            assert!(
+                span <= 3.0 * td + 1e-6,
+                "parts listed {span} s from the end"
+            );
+            // Players need parts of the last segments: at least 3 target durations less one
+            // segment are listed.
+            assert!(span > 3.0 * td - 2.0, "parts listed for only {span} s");
+            // A segment whose parts left the playlist one second ago is still served 3 target
+            // durations (6 s) later.
+            if i >= 1 && i + 6 < runs.len() {
+                for uri in listing(&runs[i - 1].1) {
+                    if listing(p).contains(&uri) {
+                        continue;
+                    }
+                    let msn: u64 = uri
+                        .trim_start_matches("video/p1/seg-")
+                        .trim_end_matches(".m4s")
+                        .parse()
+                        .unwrap();
+                    assert!(runs[i + 6].0.part(msn, 0).is_some(), "{uri}");
+                }
+            }
+        }
     }
 
     #[test]
@@ -906,6 +985,10 @@ mod tests {
             text.contains("CAN-SKIP-UNTIL=18.0,PART-HOLD-BACK=1.002,HOLD-BACK=9.0\n"),
             "{text}"
         );
+        // Parts are listed for 3 × 3 s.
+        let p = fixture::parse_media_playlist(&text).unwrap();
+        let span = listed_parts_span(&p);
+        assert!(span > 7.0 && span <= 9.0, "{span}");
         // The Advance Part Limit follows the part target only.
         let (msn, part) = v.last().unwrap();
         let part = u64::from(part.unwrap());
