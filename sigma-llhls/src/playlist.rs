@@ -126,6 +126,10 @@ pub struct Rendition {
     version: u64,
 }
 
+/// The most complete segments a playlist lists, even when fewer would last less than
+/// 3 target durations (see `Rendition::evict`).
+const MAX_LISTED_SEGMENTS: usize = 1000;
+
 /// Renders a duration in seconds with 5 decimals, as EXTINF and EXT-X-PART DURATION.
 fn secs(out: &mut String, v: f64) {
     let _ = write!(out, "{v:.5}");
@@ -239,16 +243,35 @@ impl Rendition {
         self.version += 1;
     }
 
+    /// Removes the oldest segments from the playlist beyond `playlist_segments`, and drops
+    /// removed ones once they are no longer served.
+    ///
+    /// §6.2.2: a segment MUST NOT be removed from a live playlist if that leaves less than
+    /// 3 target durations listed; segments can be shorter than the target (cut at ~90 % of it,
+    /// or early at a discontinuity), so the playlist keeps more than `playlist_segments` when
+    /// needed, up to [`MAX_LISTED_SEGMENTS`] (a bound on memory and rendering for a stream of
+    /// pathologically short segments).
     fn evict(&mut self) {
         let listed_max = self.cfg.timing.playlist_segments;
+        let min_listed = 3.0 * self.target_duration() as f64;
+        let mut listed_duration: f64 = self.listed().map(|s| s.duration).sum();
         while self.segments.len() - self.unlisted > listed_max {
-            if self.segments[self.unlisted].start.discontinuity {
+            let oldest = &self.segments[self.unlisted];
+            if listed_duration - oldest.duration < min_listed
+                && self.segments.len() - self.unlisted <= MAX_LISTED_SEGMENTS
+            {
+                break;
+            }
+            if oldest.start.discontinuity {
                 self.discontinuity_sequence += 1;
             }
+            listed_duration -= oldest.duration;
             self.unlisted += 1;
         }
-        // Removed segments stay available for their duration plus the playlist's (§6.2.2).
-        while self.unlisted > listed_max + 1 {
+        // Removed segments stay available for their duration plus the playlist's (§6.2.2):
+        // as many as the playlist lists, plus one.
+        let retained = listed_max.max(self.segments.len() - self.unlisted) + 1;
+        while self.unlisted > retained {
             self.segments.pop_front();
             self.unlisted -= 1;
         }
@@ -958,6 +981,28 @@ mod tests {
     }
 
     #[test]
+    fn playlist_lasts_at_least_three_target_durations() {
+        // 1.8 s GOPs in 2 s segments: 3 segments last 5.4 s < 3 × 2 s, so 4 are listed.
+        let timing = Timing {
+            segment_target: Duration::from_secs(2),
+            part_target: None,
+            playlist_segments: 3,
+        };
+        for secs in 20..24 {
+            let (v, a) = fed_with(timing, secs, 54, false, |_| {});
+            assert_eq!(v.target_duration(), 2);
+            let text = v.render(RenderOptions::default(), &[a.report().unwrap()]);
+            let p = fixture::parse_media_playlist(&text).unwrap();
+            let total: f64 = p.segments.iter().map(|s| s.1).sum();
+            assert!(total >= 6.0, "{secs}: {total} s listed\n{text}");
+            assert_eq!(p.segments.len(), 4, "{secs}: no more than needed\n{text}");
+        }
+        // Segments as long as the target: playlist_segments is enough.
+        let (v, _) = fed_with(timing, 20, 60, false, |_| {});
+        assert_eq!(v.listed().count(), 3);
+    }
+
+    #[test]
     fn a_fixed_target_duration_never_changes() {
         // Low mode targets 1 s, but 2 s GOPs make 2 s segments: the measured value grows.
         let (v, _) = fed(LatencyMode::Low, 20, 60, false);
@@ -994,6 +1039,20 @@ mod tests {
         let part = u64::from(part.unwrap());
         assert_eq!(v.readiness(msn, Some(part + 8)), Ok(Readiness::Wait));
         assert!(v.readiness(msn, Some(part + 9)).is_err());
+    }
+
+    #[test]
+    fn a_part_target_that_is_not_whole_milliseconds_is_rounded() {
+        // 0.3334 s would be printed 0.333 while 10-frame parts of 0.3333 s fit it.
+        let timing = Timing {
+            part_target: Some(Duration::from_secs_f64(0.3334)),
+            ..LatencyMode::UltraLow.timing()
+        };
+        let (v, a) = fed_with(timing, 12, 60, false, |_| {});
+        let text = v.render(RenderOptions::default(), &[a.report().unwrap()]);
+        assert!(text.contains("PART-HOLD-BACK=0.999,"), "{text}");
+        let p = fixture::parse_media_playlist(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(p.part_target, Some(0.333));
     }
 
     #[test]
