@@ -11,7 +11,14 @@
 //! - **Parts** are cut on the decode timeline: a part is closed as soon as the next sample would
 //!   take it past the part target, so every part is at most the target and, when the sample
 //!   duration is at most 15 % of the target, at least 85 % of it; the last part of a segment may
-//!   be shorter. A part whose first sample is a keyframe is independent.
+//!   be shorter.
+//! - **Independent parts** (§4.4.4.9: `INDEPENDENT=YES` if the part "contains an independent
+//!   frame"): a part is independent when it contains a sync sample anywhere. So that players
+//!   (MSE needs a random access point first) can start at a part's beginning, a video part is
+//!   closed just before a keyframe once it holds ≥ 85 % of the part target, making the keyframe
+//!   start the next part. A keyframe arriving earlier in a part stays inside it: closing there
+//!   would leave a part shorter than 85 % that is neither independent nor the last of its
+//!   segment, which §4.4.4.9 does not allow.
 //! - **Sample durations** come from the next sample's decode time: each track holds back one
 //!   sample. At a flush (end, codec change, gap) the last duration is reused.
 //! - **Audio** follows the video's segment boundaries: an audio sample starting at or after a
@@ -104,7 +111,9 @@ pub struct Part {
     pub duration: u64,
     /// The track's timescale.
     pub timescale: u32,
-    /// It starts with a sync sample (`INDEPENDENT=YES`).
+    /// It contains a sync sample (`INDEPENDENT=YES`, RFC 8216bis §4.4.4.9); for video, a part
+    /// starts with its keyframe unless the keyframe came before the part reached 85 % of the
+    /// part target (see the [module docs](self)).
     pub independent: bool,
     /// Number of samples.
     pub samples: u32,
@@ -442,7 +451,7 @@ impl TrackState {
                 start: part.start.max(0) as u64,
                 duration: part.len as u64,
                 timescale: self.timescale,
-                independent: part.samples[0].sync,
+                independent: part.samples.iter().any(|s| s.sync),
                 samples: part.samples.len() as u32,
                 segment_start: (index == 0).then(|| seg.start_info.clone()),
                 header,
@@ -511,6 +520,12 @@ impl TrackState {
                 } else if self.part.len + duration > self.part_ticks {
                     // The next sample would not fit: publish the part now rather than one
                     // sample later.
+                    self.close_part(false, out)?;
+                } else if self.kind == MediaKind::Video
+                    && n.sync
+                    && self.part.len.saturating_mul(100) >= self.part_ticks.saturating_mul(85)
+                {
+                    // The part is long enough to end here: let the keyframe start the next one.
                     self.close_part(false, out)?;
                 }
                 self.last_duration = duration;
@@ -1007,6 +1022,7 @@ mod tests {
             let mut seg_parts: Vec<&Part> = Vec::new();
             let mut e = ends.iter();
             let mut samples = 0usize;
+            let mut first_sync = false;
             for p in parts {
                 if p.msn != expected.0 {
                     assert_eq!(p.msn, expected.0 + 1, "msn grows by one");
@@ -1019,6 +1035,30 @@ mod tests {
                 seg_parts.push(p);
                 if let Some(t) = target {
                     assert!(p.duration as i64 <= t, "part {} > target {t}", p.duration);
+                }
+                // §4.4.4.9: INDEPENDENT=YES if and only if the part contains a sync sample;
+                // a video keyframe starts its part unless the part was under 85 % before it.
+                let mut bytes = p.header.to_vec();
+                for b in &p.payload {
+                    bytes.extend_from_slice(b);
+                }
+                let got = fixture::read_fragments(&bytes);
+                assert_eq!(got.len(), p.samples as usize);
+                assert_eq!(p.independent, got.iter().any(|s| s.sync), "{p:?}");
+                if let Some(t) = target.filter(|_| track == VIDEO) {
+                    let mut before = 0i64;
+                    for (i, s) in got.iter().enumerate() {
+                        if s.sync && i > 0 {
+                            assert!(
+                                before * 100 < t * 85,
+                                "keyframe {i} of {p:?} could have started a part"
+                            );
+                        }
+                        before += i64::from(s.duration);
+                    }
+                }
+                if seg_parts.len() == 1 {
+                    first_sync = got[0].sync;
                 }
                 if seg_parts.len() as u32
                     == ends.iter().find(|x| x.msn == p.msn).map_or(0, |x| x.parts)
@@ -1037,12 +1077,7 @@ mod tests {
                         }
                     }
                     if track == VIDEO {
-                        let first = &seg_parts[0];
-                        assert!(
-                            first.independent,
-                            "segment {} starts with a keyframe",
-                            end.msn
-                        );
+                        assert!(first_sync, "segment {} starts with a keyframe", end.msn);
                     }
                     seg_parts.clear();
                 }
@@ -1264,6 +1299,58 @@ mod tests {
         );
         s.set_info(fixture::synthetic_info(1)).unwrap();
         assert_eq!(s.push(f, UNIX_EPOCH), Err(Error::UnknownTrack(TrackId(9))));
+    }
+
+    /// Video alone at `step` ticks per frame, a keyframe every `gop` frames; payload `v{i}`.
+    fn video_only(step: i64, count: u32, gop: u32) -> Vec<Frame> {
+        (0..count)
+            .map(|i| {
+                let t = i64::from(i) * step;
+                Frame::new(VIDEO, t, t, i % gop == 0, Bytes::from(format!("v{i}")))
+            })
+            .collect()
+    }
+
+    /// The part holding the payload `name`, and the payload's position in it.
+    fn part_with<'a>(r: &'a Run, track: TrackId, name: &str) -> (&'a Part, usize) {
+        r.parts[&track]
+            .iter()
+            .find_map(|p| {
+                let i = p
+                    .payload
+                    .iter()
+                    .position(|b| b.as_ref() == name.as_bytes())?;
+                Some((p, i))
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_part_containing_a_keyframe_is_independent() {
+        // 25 fps: parts of 8 frames; the keyframe at 1 s (frame 25) is the second sample of
+        // the part 24..32, too early to close the part before it (§4.4.4.9's 85 % rule).
+        let frames = video_only(3600, 100, 25);
+        let cfg = ultra_low();
+        let r = run(cfg, fixture::synthetic_info(1), &frames);
+        check_rules(&r, &cfg, &frames);
+        let (part, i) = part_with(&r, VIDEO, "v25");
+        assert_eq!(i, 1);
+        assert!(part.independent, "{part:?}");
+    }
+
+    #[test]
+    fn a_keyframe_starts_a_part_when_the_part_before_is_long_enough() {
+        // 50 fps: parts of 16 frames (0.32 s); the keyframe at frame 47 comes when the part
+        // 32.. holds 15 frames (0.30 s, ≥ 85 % of 0.334 s), so it closes there.
+        let frames = video_only(1800, 150, 47);
+        let cfg = ultra_low();
+        let r = run(cfg, fixture::synthetic_info(1), &frames);
+        check_rules(&r, &cfg, &frames);
+        let (part, i) = part_with(&r, VIDEO, "v47");
+        assert_eq!(i, 0, "{part:?}");
+        assert!(part.independent);
+        let (before, _) = part_with(&r, VIDEO, "v46");
+        assert_eq!((before.samples, before.independent), (15, false));
     }
 
     proptest! {
