@@ -19,6 +19,12 @@
 //!   start the next part. A keyframe arriving earlier in a part stays inside it: closing there
 //!   would leave a part shorter than 85 % that is neither independent nor the last of its
 //!   segment, which §4.4.4.9 does not allow.
+//! - **Known limit — long samples**: when a track's samples last more than 15 % of the part
+//!   target (video below ~20 fps with 0.334 s parts, e.g. a 5 fps screen capture), parts of
+//!   whole samples cannot all reach 85 % of the target, and §4.4.4.9 has no exception that
+//!   applies (only independent parts, gaps and the last part of a segment are exempt). The
+//!   segmenter still cuts such parts (never splitting a sample), logs a warning once per track
+//!   and reports it through [`Segmenter::part_rules_hold`].
 //! - **Sample durations** come from the next sample's decode time: each track holds back one
 //!   sample. At a flush (end, codec change, gap) the last duration is reused.
 //! - **Audio** follows the video's segment boundaries: an audio sample starting at or after a
@@ -271,6 +277,11 @@ struct TrackState {
     anchor: Option<(SystemTime, i64)>,
     /// End (decode time + duration) of the last sample added to a part.
     end: i64,
+    /// The last part closed was shorter than 85 % of the part target and not independent; it
+    /// breaks §4.4.4.9 unless it turns out to be the last of its segment.
+    short_pending: bool,
+    /// Parts that broke the 85 % rule of §4.4.4.9.
+    short_parts: u64,
 }
 
 /// Where a track's segments are cut.
@@ -349,6 +360,8 @@ impl TrackState {
                 discontinuity_next: false,
                 anchor: None,
                 end: 0,
+                short_pending: false,
+                short_parts: 0,
             },
             init,
         ))
@@ -444,6 +457,26 @@ impl TrackState {
             })?;
             self.sequence = self.sequence.wrapping_add(1);
             seg.parts += 1;
+            let independent = part.samples.iter().any(|s| s.sync);
+            // §4.4.4.9: a part shorter than 85 % of the target must be independent or the last
+            // of its segment. Whether it was the last is known when the next part closes.
+            if std::mem::take(&mut self.short_pending) {
+                self.short_parts += 1;
+                if self.short_parts == 1 {
+                    tracing::warn!(
+                        track = self.id.0,
+                        sample_ms =
+                            self.last_duration.saturating_mul(1000) / i64::from(self.timescale),
+                        part_target_ms =
+                            self.part_ticks.saturating_mul(1000) / i64::from(self.timescale),
+                        "parts shorter than 85% of the part target (RFC 8216bis 4.4.4.9): \
+                         samples last more than 15% of it or timestamps are irregular"
+                    );
+                }
+            }
+            self.short_pending = !segment_end
+                && !independent
+                && part.len.saturating_mul(100) < self.part_ticks.saturating_mul(85);
             out.push_back(Output::Part(Part {
                 track: self.id,
                 msn: seg.msn,
@@ -451,7 +484,7 @@ impl TrackState {
                 start: part.start.max(0) as u64,
                 duration: part.len as u64,
                 timescale: self.timescale,
-                independent: part.samples.iter().any(|s| s.sync),
+                independent,
                 samples: part.samples.len() as u32,
                 segment_start: (index == 0).then(|| seg.start_info.clone()),
                 header,
@@ -459,6 +492,8 @@ impl TrackState {
             }));
         }
         if segment_end && let Some(seg) = self.segment.take() {
+            // The segment's last part may be short.
+            self.short_pending = false;
             out.push_back(Output::SegmentEnd(SegmentEnd {
                 track: self.id,
                 msn: seg.msn,
@@ -611,6 +646,17 @@ impl Segmenter {
         }
     }
 
+    /// Whether every part produced so far follows RFC 8216bis §4.4.4.9's 85 % rule: each part
+    /// that is neither independent nor the last of its segment lasts at least 85 % of the part
+    /// target. It becomes `false` (for good) when a track's samples last more than 15 % of the
+    /// part target, or its timestamps are irregular; see the [module docs](self).
+    pub fn part_rules_hold(&self) -> bool {
+        [&self.video, &self.audio]
+            .into_iter()
+            .flatten()
+            .all(|t| t.short_parts == 0)
+    }
+
     /// The settings in use.
     pub fn config(&self) -> &SegmenterConfig {
         &self.cfg
@@ -685,6 +731,7 @@ impl Segmenter {
                 if let Some(old) = slot.take() {
                     state.next_msn = old.next_msn;
                     state.sequence = old.sequence;
+                    state.short_parts = old.short_parts;
                     state.discontinuity_next = true;
                 }
                 self.out.push_back(Output::Init(InitSegment {
@@ -818,10 +865,13 @@ mod tests {
         parts: BTreeMap<TrackId, Vec<Part>>,
         ends: BTreeMap<TrackId, Vec<SegmentEnd>>,
         order: Vec<(TrackId, u64, Option<u32>)>,
+        /// [`Segmenter::part_rules_hold`] after the last `take`.
+        rules_hold: bool,
     }
 
     impl Run {
         fn take(&mut self, s: &mut Segmenter) {
+            self.rules_hold = s.part_rules_hold();
             while let Some(o) = s.pull() {
                 match o {
                     Output::Init(i) => self.inits.push(i),
@@ -1013,6 +1063,7 @@ mod tests {
 
     /// Checks the structural rules on a run; returns the number of segments of each track.
     fn check_rules(r: &Run, cfg: &SegmenterConfig, frames: &[Frame]) {
+        assert!(r.rules_hold, "part_rules_hold");
         for (&track, parts) in &r.parts {
             let ts = parts[0].timescale;
             let target = cfg.part_target.map(|p| ticks(p, ts));
@@ -1351,6 +1402,18 @@ mod tests {
         assert!(part.independent);
         let (before, _) = part_with(&r, VIDEO, "v46");
         assert_eq!((before.samples, before.independent), (15, false));
+    }
+
+    #[test]
+    fn samples_longer_than_15_percent_of_the_part_target_are_reported() {
+        // A 5 fps screen capture: 0.2 s frames against 0.334 s parts make 0.2 s parts.
+        let cfg = ultra_low();
+        let r = run(cfg, fixture::synthetic_info(1), &video_only(18_000, 40, 10));
+        assert!(!r.rules_hold);
+        assert!(r.parts[&VIDEO].iter().all(|p| p.samples == 1));
+        // 30 fps is fine.
+        let r = run(cfg, fixture::synthetic_info(1), &video_only(3000, 120, 30));
+        assert!(r.rules_hold);
     }
 
     proptest! {
