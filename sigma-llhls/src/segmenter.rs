@@ -4,10 +4,22 @@
 //! for `EXT-X-PROGRAM-DATE-TIME`), [`Segmenter::pull`] hands out what is ready. It holds at most
 //! one open part per track, one held-back sample per track and a bounded audio queue.
 //!
-//! Rules (RFC 8216bis §4.4.4.9, §4.4.3.7):
-//! - **Segments** of the video track are cut only at keyframes, at the first keyframe once the
-//!   segment reached ~90 % of the target. (A segment is force-cut at three targets or 16,384
-//!   samples so that a stream without keyframes cannot grow memory without bound.)
+//! Rules (RFC 8216bis §4.4.4.9, §4.4.3.1, §4.4.3.7, §6.2.1):
+//! - **Segments** of the video track are cut at keyframes, at the first keyframe once the
+//!   segment reached ~90 % of the target.
+//! - **Segment limit** ([`Segmenter::set_segment_limit`]): every segment's duration rounded to
+//!   the nearest second must stay ≤ `EXT-X-TARGETDURATION`, which must not change (§4.4.3.1,
+//!   §6.2.1). With a limit set, a segment is cut before the sample that would make it reach the
+//!   limit, keyframe or not (one sample earlier when the held-back sample's estimated duration
+//!   says the next one would); the next segment then starts with a non-keyframe. A limit set
+//!   while the open segment is already past it cuts before the next sample. The video limit is
+//!   shortened by one audio frame so that the audio segments cut at the video's boundaries (up
+//!   to one frame longer) stay under it too; an audio segment that still reaches the limit
+//!   (irregular audio timestamps) is cut on its own, and that cut stands in for the video
+//!   boundary its next sample reaches, so audio and video keep the same segment numbers (audio
+//!   segments matching video segments begun before the limit was set just follow the video's
+//!   cuts). Without a limit, a segment is force-cut at three targets or 16,384 samples so that
+//!   a stream without keyframes cannot grow memory without bound.
 //! - **Parts** are cut on the decode timeline: a part is closed as soon as the next sample would
 //!   take it past the part target, so every part is at most the target and, when the sample
 //!   duration is at most 15 % of the target, at least 85 % of it; the last part of a segment may
@@ -277,6 +289,11 @@ struct TrackState {
     anchor: Option<(SystemTime, i64)>,
     /// End (decode time + duration) of the last sample added to a part.
     end: i64,
+    /// A segment must end before reaching this duration (ticks).
+    limit_ticks: Option<i64>,
+    /// Segments up to this media sequence number are exempt from the limit (audio whose video
+    /// segments began before the limit was set: the video's cuts end them).
+    limit_exempt: Option<u64>,
     /// The last part closed was shorter than 85 % of the part target and not independent; it
     /// breaks §4.4.4.9 unless it turns out to be the last of its segment.
     short_pending: bool,
@@ -286,8 +303,9 @@ struct TrackState {
 
 /// Where a track's segments are cut.
 enum Cut<'a> {
-    /// At keyframes once the target is reached (video).
-    Keyframe,
+    /// At keyframes once the target is reached (video); each cut's start time is recorded for
+    /// the audio.
+    Keyframe(&'a mut VecDeque<(i64, u32)>),
     /// At the video's boundaries (audio with video).
     Boundaries(&'a mut VecDeque<(i64, u32)>),
     /// At any sample once the target is reached (audio-only streams).
@@ -302,6 +320,27 @@ fn ticks(d: Duration, timescale: u32) -> i64 {
 /// `a/ta < b/tb` compared exactly.
 fn time_lt(a: i64, ta: u32, b: i64, tb: u32) -> bool {
     i128::from(a) * i128::from(tb) < i128::from(b) * i128::from(ta)
+}
+
+/// Records a video segment start for the audio (bounded).
+fn record(boundaries: &mut VecDeque<(i64, u32)>, t: i64, timescale: u32) {
+    if boundaries.len() >= MAX_BOUNDARIES {
+        boundaries.pop_front();
+    }
+    boundaries.push_back((t, timescale));
+}
+
+/// Drops the boundaries a sample at `dts` has reached; whether there were any.
+fn cross(boundaries: &mut VecDeque<(i64, u32)>, dts: i64, timescale: u32) -> bool {
+    let mut crossed = false;
+    while boundaries
+        .front()
+        .is_some_and(|&(t, ts)| !time_lt(dts, timescale, t, ts))
+    {
+        boundaries.pop_front();
+        crossed = true;
+    }
+    crossed
 }
 
 fn track_config(id: TrackId, timescale: u32, codec: &CodecConfig) -> Result<TrackConfig, Error> {
@@ -360,6 +399,8 @@ impl TrackState {
                 discontinuity_next: false,
                 anchor: None,
                 end: 0,
+                limit_ticks: None,
+                limit_exempt: None,
                 short_pending: false,
                 short_parts: 0,
             },
@@ -508,91 +549,126 @@ impl TrackState {
 
 impl TrackState {
     /// Takes the next sample: gives the held-back one its duration, places it, decides cuts.
-    /// Returns the decode time of `n` when a segment was closed before it.
     fn process(
         &mut self,
         n: Sample,
-        cut: Cut<'_>,
+        mut cut: Cut<'_>,
         out: &mut VecDeque<Output>,
-    ) -> Result<Option<i64>, Error> {
-        let mut cut_at = None;
-        match self.pending.take() {
-            Some(p) => {
-                let duration = n.dts - p.dts;
-                if !self.part.samples.is_empty()
-                    && (self.part.len + duration > self.part_ticks
-                        || self.part.samples.len() >= MAX_PART_SAMPLES)
-                {
-                    self.close_part(false, out)?;
-                }
-                self.add(p, duration)?;
-                let (start, samples) = self
-                    .segment
-                    .as_ref()
-                    .map_or((n.dts, 0), |s| (s.start, s.samples));
-                let elapsed = n.dts - start;
-                let reached = elapsed.saturating_mul(10) >= self.segment_ticks.saturating_mul(9);
-                let wanted = match cut {
-                    Cut::Keyframe => n.sync && reached,
-                    Cut::Duration => reached,
-                    Cut::Boundaries(b) => {
-                        let mut crossed = false;
-                        while b
-                            .front()
-                            .is_some_and(|&(t, ts)| !time_lt(n.dts, self.timescale, t, ts))
-                        {
-                            b.pop_front();
-                            crossed = true;
-                        }
-                        crossed
-                    }
-                };
-                let forced = elapsed >= self.segment_ticks.saturating_mul(3)
-                    || samples >= MAX_SEGMENT_SAMPLES;
-                if wanted || forced {
-                    self.close_part(true, out)?;
-                    cut_at = Some(n.dts);
-                } else if self.part.len + duration > self.part_ticks {
-                    // The next sample would not fit: publish the part now rather than one
-                    // sample later.
-                    self.close_part(false, out)?;
-                } else if self.kind == MediaKind::Video
-                    && n.sync
-                    && self.part.len.saturating_mul(100) >= self.part_ticks.saturating_mul(85)
-                {
-                    // The part is long enough to end here: let the keyframe start the next one.
-                    self.close_part(false, out)?;
-                }
-                self.last_duration = duration;
+    ) -> Result<(), Error> {
+        let ts = self.timescale;
+        let Some(p) = self.pending.take() else {
+            if let Cut::Boundaries(b) = cut {
+                cross(b, n.dts, ts);
             }
-            None => {
-                if let Cut::Boundaries(b) = cut {
-                    while b
-                        .front()
-                        .is_some_and(|&(t, ts)| !time_lt(n.dts, self.timescale, t, ts))
-                    {
-                        b.pop_front();
-                    }
+            self.last_dts = Some(n.dts);
+            self.pending = Some(n);
+            return Ok(());
+        };
+        let duration = n.dts - p.dts;
+        // The segment must end before reaching the limit: `p` would take it there (a limit set
+        // mid-segment, or `p` lasting longer than estimated below), so `p` starts the next one.
+        if let Some((limit, start)) = self.limit_of_segment()
+            && n.dts.saturating_sub(start) >= limit
+        {
+            self.close_part(true, out)?;
+            match &mut cut {
+                Cut::Keyframe(b) => record(b, p.dts, ts),
+                // This audio segment stands in for the video segment whose start `p` covers.
+                Cut::Boundaries(b) => {
+                    cross(b, n.dts, ts);
                 }
+                Cut::Duration => {}
             }
         }
+        if !self.part.samples.is_empty()
+            && (self.part.len + duration > self.part_ticks
+                || self.part.samples.len() >= MAX_PART_SAMPLES)
+        {
+            self.close_part(false, out)?;
+        }
+        self.add(p, duration)?;
+        let (start, samples) = self
+            .segment
+            .as_ref()
+            .map_or((n.dts, 0), |s| (s.start, s.samples));
+        let elapsed = n.dts - start;
+        let reached = elapsed.saturating_mul(10) >= self.segment_ticks.saturating_mul(9);
+        // `n` would take the segment to the limit if it lasts as long as `p`.
+        let limited = self
+            .limit_ticks
+            .is_some_and(|l| elapsed.saturating_add(duration) >= l);
+        let wanted = match &mut cut {
+            Cut::Keyframe(_) => (n.sync && reached) || limited,
+            Cut::Duration => reached || limited,
+            Cut::Boundaries(b) => cross(b, n.dts, ts),
+        };
+        let forced =
+            elapsed >= self.segment_ticks.saturating_mul(3) || samples >= MAX_SEGMENT_SAMPLES;
+        if wanted || forced {
+            self.close_part(true, out)?;
+            if let Cut::Keyframe(b) = cut {
+                record(b, n.dts, ts);
+            }
+        } else if self.part.len + duration > self.part_ticks {
+            // The next sample would not fit: publish the part now rather than one sample later.
+            self.close_part(false, out)?;
+        } else if self.kind == MediaKind::Video
+            && n.sync
+            && self.part.len.saturating_mul(100) >= self.part_ticks.saturating_mul(85)
+        {
+            // The part is long enough to end here: let the keyframe start the next one.
+            self.close_part(false, out)?;
+        }
+        self.last_duration = duration;
         self.last_dts = Some(n.dts);
         self.pending = Some(n);
-        Ok(cut_at)
+        Ok(())
     }
 
     /// Adds the held-back sample with an estimated duration and closes the segment.
-    fn flush(&mut self, out: &mut VecDeque<Output>) -> Result<(), Error> {
+    fn flush(&mut self, cut: Cut<'_>, out: &mut VecDeque<Output>) -> Result<(), Error> {
         if let Some(p) = self.pending.take() {
             let duration = if self.last_duration > 0 {
                 self.last_duration
             } else {
                 (i64::from(self.timescale) / 30).max(1)
             };
+            if let Some((limit, start)) = self.limit_of_segment()
+                && p.dts.saturating_add(duration).saturating_sub(start) >= limit
+            {
+                self.close_part(true, out)?;
+                if let Cut::Keyframe(b) = cut {
+                    record(b, p.dts, self.timescale);
+                }
+            }
             self.add(p, duration)?;
             self.last_duration = duration;
         }
         self.close_part(true, out)
+    }
+
+    /// The open segment's limit and start, if it has a limit.
+    fn limit_of_segment(&self) -> Option<(i64, i64)> {
+        let seg = self.segment.as_ref()?;
+        let limit = self.limit_ticks?;
+        match self.limit_exempt {
+            Some(m) if seg.msn <= m => None,
+            _ => Some((limit, seg.start)),
+        }
+    }
+
+    /// An audio frame's duration rounded up to the track's tick (zero for other codecs).
+    fn frame_duration(&self) -> Duration {
+        let CodecConfig::Aac(a) = &self.codec else {
+            return Duration::ZERO;
+        };
+        let ts = u64::from(self.timescale);
+        let ticks =
+            (u64::from(a.frame_samples()) * ts).div_ceil(u64::from(a.output_sample_rate().max(1)));
+        Duration::from_nanos(
+            u64::try_from((u128::from(ticks) * 1_000_000_000).div_ceil(u128::from(ts)))
+                .unwrap_or(u64::MAX),
+        )
     }
 
     fn sample(&mut self, frame: Frame, now: SystemTime) -> Sample {
@@ -626,6 +702,8 @@ pub struct Segmenter {
     watermark: Option<(i64, u32)>,
     out: VecDeque<Output>,
     ignored: u64,
+    /// See [`Segmenter::set_segment_limit`].
+    limit: Option<Duration>,
 }
 
 const MAX_BOUNDARIES: usize = 64;
@@ -643,7 +721,37 @@ impl Segmenter {
             watermark: None,
             out: VecDeque::new(),
             ignored: 0,
+            limit: None,
         }
+    }
+
+    /// Sets the segment duration limit: with `Some(limit)`, every segment ends before its
+    /// duration reaches `limit`, cut before a non-keyframe sample if need be (the next segment
+    /// then does not start with a keyframe). For `EXT-X-TARGETDURATION` `TD` (which must not
+    /// change, RFC 8216bis §6.2.1, and which every segment's duration rounded to the nearest
+    /// second must not exceed, §4.4.3.1), use `TD + 0.5 s − 1 ms`. It may be set at any time: an
+    /// open segment already past the limit ends before the next sample. `None` (the default)
+    /// cuts only at keyframes (and force-cuts at three targets).
+    pub fn set_segment_limit(&mut self, limit: Option<Duration>) {
+        if limit == self.limit {
+            return;
+        }
+        // The audio segments matching video segments that began before now follow the video's
+        // cuts; cutting them on their own as well would shift the audio's segment numbers.
+        if let (Some(v), Some(a)) = (&self.video, self.audio.as_mut()) {
+            a.limit_exempt = v
+                .segment
+                .as_ref()
+                .map(|s| s.msn)
+                .or_else(|| v.next_msn.checked_sub(1));
+        }
+        self.limit = limit;
+        self.apply_limit();
+    }
+
+    /// The segment duration limit in force.
+    pub fn segment_limit(&self) -> Option<Duration> {
+        self.limit
     }
 
     /// Whether every part produced so far follows RFC 8216bis §4.4.4.9's 85 % rule: each part
@@ -655,6 +763,23 @@ impl Segmenter {
             .into_iter()
             .flatten()
             .all(|t| t.short_parts == 0)
+    }
+
+    /// Gives each track its limit in ticks. The video's is one audio frame shorter, so that the
+    /// audio segments cut at its boundaries (at most one frame longer) stay under the limit.
+    fn apply_limit(&mut self) {
+        let margin = match (&self.video, &self.audio) {
+            (Some(_), Some(a)) => a.frame_duration(),
+            _ => Duration::ZERO,
+        };
+        if let Some(v) = self.video.as_mut() {
+            v.limit_ticks = self
+                .limit
+                .map(|l| ticks(l.saturating_sub(margin), v.timescale).max(1));
+        }
+        if let Some(a) = self.audio.as_mut() {
+            a.limit_ticks = self.limit.map(|l| ticks(l, a.timescale).max(1));
+        }
     }
 
     /// The settings in use.
@@ -751,6 +876,7 @@ impl Segmenter {
             self.watermark = None;
             self.boundaries.clear();
         }
+        self.apply_limit();
         self.info = Some(info);
         Ok(())
     }
@@ -768,12 +894,7 @@ impl Segmenter {
             let s = v.sample(frame, now);
             let ts = v.timescale;
             let dts = s.dts;
-            if let Some(t) = v.process(s, Cut::Keyframe, &mut self.out)? {
-                if self.boundaries.len() >= MAX_BOUNDARIES {
-                    self.boundaries.pop_front();
-                }
-                self.boundaries.push_back((t, ts));
-            }
+            v.process(s, Cut::Keyframe(&mut self.boundaries), &mut self.out)?;
             self.watermark = Some((dts, ts));
             self.release_audio(false)
         } else if let Some(a) = self.audio.as_mut().filter(|a| a.id == id) {
@@ -782,7 +903,7 @@ impl Segmenter {
                 self.audio_queue.push_back(s);
                 self.release_audio(false)
             } else {
-                a.process(s, Cut::Duration, &mut self.out).map(|_| ())
+                a.process(s, Cut::Duration, &mut self.out)
             }
         } else {
             self.ignored += 1;
@@ -828,13 +949,23 @@ impl Segmenter {
     }
 
     fn close_all(&mut self, discontinuity: bool) -> Result<(), Error> {
+        // Video first: a limit cut of its last sample is a boundary for the queued audio.
+        if let Some(v) = self.video.as_mut() {
+            v.flush(Cut::Keyframe(&mut self.boundaries), &mut self.out)?;
+        }
         self.release_audio(true)?;
+        if let Some(a) = self.audio.as_mut() {
+            let cut = match self.video {
+                Some(_) => Cut::Boundaries(&mut self.boundaries),
+                None => Cut::Duration,
+            };
+            a.flush(cut, &mut self.out)?;
+        }
         self.boundaries.clear();
         for t in [self.video.as_mut(), self.audio.as_mut()]
             .into_iter()
             .flatten()
         {
-            t.flush(&mut self.out)?;
             if discontinuity && t.last_in.is_some() {
                 t.discontinuity_next = true;
                 t.anchor = None;
@@ -867,6 +998,9 @@ mod tests {
         order: Vec<(TrackId, u64, Option<u32>)>,
         /// [`Segmenter::part_rules_hold`] after the last `take`.
         rules_hold: bool,
+        /// Segments of each track that may exceed the limit because they were open (or
+        /// ended) before it was set.
+        limit_exempt: usize,
     }
 
     impl Run {
@@ -902,10 +1036,25 @@ mod tests {
     }
 
     fn run(cfg: SegmenterConfig, info: Arc<StreamInfo>, frames: &[Frame]) -> Run {
+        run_limited(cfg, info, frames, None, 0)
+    }
+
+    /// Like [`run`], with the segment limit set before frame `at`.
+    fn run_limited(
+        cfg: SegmenterConfig,
+        info: Arc<StreamInfo>,
+        frames: &[Frame],
+        limit: Option<Duration>,
+        at: usize,
+    ) -> Run {
         let mut s = Segmenter::new(cfg);
         let mut r = Run::default();
         s.set_info(info).unwrap();
         for (i, f) in frames.iter().enumerate() {
+            if i == at {
+                s.set_segment_limit(limit);
+                r.limit_exempt = r.ends.get(&VIDEO).map_or(0, Vec::len) + usize::from(i > 0);
+            }
             s.push(f.clone(), UNIX_EPOCH + Duration::from_millis(i as u64))
                 .unwrap();
             r.take(&mut s);
@@ -913,6 +1062,11 @@ mod tests {
         s.finish().unwrap();
         r.take(&mut s);
         r
+    }
+
+    /// The limit the origin sets for a target duration of `td` seconds.
+    fn limit_for(td: u64) -> Duration {
+        Duration::from_secs(td) + Duration::from_millis(499)
     }
 
     fn ultra_low() -> SegmenterConfig {
@@ -1061,8 +1215,20 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// Checks the structural rules on a run; returns the number of segments of each track.
+    /// Checks the structural rules on a run of `frames` pushed unchanged, without a segment
+    /// limit.
     fn check_rules(r: &Run, cfg: &SegmenterConfig, frames: &[Frame]) {
+        check_rules_limited(r, cfg, frames, None);
+    }
+
+    /// Checks the structural rules on a run whose segment limit was `limit` (from the start, or
+    /// set mid-stream: the segments ending before it was set are exempt from the limit).
+    fn check_rules_limited(
+        r: &Run,
+        cfg: &SegmenterConfig,
+        frames: &[Frame],
+        limit: Option<Duration>,
+    ) {
         assert!(r.rules_hold, "part_rules_hold");
         for (&track, parts) in &r.parts {
             let ts = parts[0].timescale;
@@ -1073,7 +1239,9 @@ mod tests {
             let mut seg_parts: Vec<&Part> = Vec::new();
             let mut e = ends.iter();
             let mut samples = 0usize;
-            let mut first_sync = false;
+            // Per segment: (duration, first sample's duration, last sample's duration, first
+            // sample is a sync sample).
+            let mut segs: Vec<(u64, u32, u32, bool)> = Vec::new();
             for p in parts {
                 if p.msn != expected.0 {
                     assert_eq!(p.msn, expected.0 + 1, "msn grows by one");
@@ -1109,7 +1277,10 @@ mod tests {
                     }
                 }
                 if seg_parts.len() == 1 {
-                    first_sync = got[0].sync;
+                    segs.push((0, got[0].duration, 0, got[0].sync));
+                }
+                if let Some(last) = segs.last_mut() {
+                    last.2 = got.last().unwrap().duration;
                 }
                 if seg_parts.len() as u32
                     == ends.iter().find(|x| x.msn == p.msn).map_or(0, |x| x.parts)
@@ -1118,6 +1289,9 @@ mod tests {
                     assert_eq!(end.msn, p.msn);
                     let total: u64 = seg_parts.iter().map(|p| p.duration).sum();
                     assert_eq!(end.duration, total, "segment = its parts");
+                    if let Some(last) = segs.last_mut() {
+                        last.0 = total;
+                    }
                     if let Some(t) = target {
                         for q in &seg_parts[..seg_parts.len() - 1] {
                             assert!(
@@ -1127,13 +1301,60 @@ mod tests {
                             );
                         }
                     }
-                    if track == VIDEO {
-                        assert!(first_sync, "segment {} starts with a keyframe", end.msn);
+                    if track == VIDEO && limit.is_none() {
+                        assert!(
+                            seg_parts[0].independent && segs.last().unwrap().3,
+                            "segment {} starts with a keyframe",
+                            end.msn
+                        );
                     }
                     seg_parts.clear();
                 }
             }
             assert!(seg_parts.is_empty(), "every segment ended");
+            if let Some(limit) = limit {
+                let under =
+                    |d: u64| u128::from(d) * 1_000_000_000 < limit.as_nanos() * u128::from(ts);
+                for (i, s) in segs.iter().enumerate().skip(r.limit_exempt) {
+                    assert!(under(s.0), "{track} segment {i} lasts {} ≥ {limit:?}", s.0);
+                    if track == VIDEO && !s.3 && i > 0 {
+                        // Cut without a keyframe only when the previous segment was about
+                        // to reach the limit (less one audio frame).
+                        let prev = segs[i - 1];
+                        let near = prev.0 + u64::from(prev.2.max(s.1));
+                        let margin = Duration::from_nanos(21_333_334);
+                        assert!(
+                            !under(near + ticks(margin, ts) as u64 + 1),
+                            "segment {i} starts without a keyframe needlessly"
+                        );
+                    }
+                }
+            }
+            if limit.is_some() && track == AUDIO && r.parts.contains_key(&VIDEO) {
+                // Audio stays cut at the video's boundaries: no audio segment reached the limit
+                // on its own (the video's limit leaves room for one audio frame).
+                let vstarts: BTreeMap<u64, f64> = r.parts[&VIDEO]
+                    .iter()
+                    .filter(|p| p.index == 0)
+                    .map(|p| (p.msn, p.start as f64 / f64::from(p.timescale)))
+                    .collect();
+                // (An exempt audio segment may have been cut on its own, so the one after it
+                // can start a frame early.)
+                let exempt = r.limit_exempt + usize::from(r.limit_exempt > 0);
+                for a in parts.iter().filter(|p| p.index == 0).skip(exempt) {
+                    let at = a.start as f64 / f64::from(a.timescale);
+                    // Audio running past the video's end may need a segment of its own.
+                    let Some(&vt) = vstarts.get(&a.msn) else {
+                        assert!(vstarts.keys().all(|&m| m < a.msn), "{a:?}");
+                        continue;
+                    };
+                    assert!(
+                        at >= vt - 1e-9 && at - vt < 1024.0 / 48_000.0,
+                        "audio segment {} at {at} vs video {vt}",
+                        a.msn
+                    );
+                }
+            }
             assert_eq!(
                 samples,
                 frames.iter().filter(|f| f.track() == track).count()
@@ -1377,6 +1598,122 @@ mod tests {
     }
 
     #[test]
+    fn segment_limit_cuts_long_gops_before_the_target_duration_is_exceeded() {
+        // 4 s GOPs against a 2 s target: keyframe cuts alone make 4 s segments.
+        let frames = fixture::synthetic_frames(13, 120);
+        let cfg = ultra_low();
+        let plain = run(cfg, fixture::synthetic_info(1), &frames);
+        assert!(
+            plain.ends[&VIDEO]
+                .iter()
+                .all(|e| e.duration == 4 * 90_000 || e.msn == 3)
+        );
+        let limit = limit_for(2);
+        let r = run_limited(cfg, fixture::synthetic_info(1), &frames, Some(limit), 0);
+        check_rules_limited(&r, &cfg, &frames, Some(limit));
+        for track in [VIDEO, AUDIO] {
+            for e in &r.ends[&track] {
+                let secs = e.duration as f64 / f64::from(e.timescale);
+                assert!(secs.round() <= 2.0, "{track}: {e:?}");
+            }
+        }
+        // Video: 2.4667 s (74 frames) per segment, the last frame before 2.5 s less one AAC
+        // frame; the second segment starts without a keyframe.
+        assert_eq!(r.ends[&VIDEO][0].duration, 74 * 3000);
+        let second = r.parts[&VIDEO].iter().find(|p| p.msn == 1).unwrap();
+        assert_eq!(
+            second.payload[0],
+            frames
+                .iter()
+                .filter(|f| f.track() == VIDEO)
+                .nth(74)
+                .unwrap()
+                .data()
+        );
+        assert!(!second.independent);
+        assert_eq!(r.ends[&AUDIO].len(), r.ends[&VIDEO].len());
+    }
+
+    #[test]
+    fn segment_limit_leaves_keyframe_cuts_at_the_target_alone() {
+        let frames = fixture::synthetic_frames(10, 60);
+        let cfg = ultra_low();
+        let plain = run(cfg, fixture::synthetic_info(1), &frames);
+        let r = run_limited(
+            cfg,
+            fixture::synthetic_info(1),
+            &frames,
+            Some(limit_for(2)),
+            0,
+        );
+        check_rules(&r, &cfg, &frames);
+        for track in [VIDEO, AUDIO] {
+            assert_eq!(r.ends[&track], plain.ends[&track], "{track}");
+        }
+    }
+
+    #[test]
+    fn segment_limit_set_mid_segment_cuts_before_the_next_sample() {
+        // One 10 s GOP; the limit arrives when the video is at 3 s, past it already.
+        let frames = fixture::synthetic_frames(10, 300);
+        let cfg = ultra_low();
+        let at = frames
+            .iter()
+            .position(|f| f.track() == VIDEO && f.dts() >= 3 * 90_000)
+            .unwrap();
+        let limit = limit_for(2);
+        let r = run_limited(cfg, fixture::synthetic_info(1), &frames, Some(limit), at);
+        check_rules_limited(&r, &cfg, &frames, Some(limit));
+        // The held-back frame at 2.9667 s starts the next segment.
+        assert_eq!(r.ends[&VIDEO][0].duration, 3 * 90_000 - 3000);
+        assert!(r.ends[&VIDEO].len() >= 4);
+        assert_eq!(r.ends[&AUDIO].len(), r.ends[&VIDEO].len());
+    }
+
+    #[test]
+    fn segment_limit_applies_to_audio_only_streams() {
+        let info = fixture::synthetic_info(1);
+        let info = StreamInfo::new(1, vec![info.track(AUDIO).unwrap().clone()]).unwrap();
+        let frames: Vec<Frame> = fixture::synthetic_frames(6, 30)
+            .into_iter()
+            .filter(|f| f.track() == AUDIO)
+            .collect();
+        let cfg = ultra_low();
+        // Below the 90 % of the target where audio-only segments are cut otherwise.
+        let limit = Duration::from_millis(1200);
+        let r = run_limited(cfg, info, &frames, Some(limit), 0);
+        check_rules_limited(&r, &cfg, &frames, Some(limit));
+        assert!(r.ends[&AUDIO].len() >= 5);
+    }
+
+    #[test]
+    fn segment_limit_holds_for_audio_with_a_gap_across_a_video_boundary() {
+        // Audio missing from 3.5 s to 4.6 s: the frame before the gap lasts 1.1 s, so the
+        // audio segment cut at the video's 2 s and 4 s boundaries would last 2.6 s.
+        let frames: Vec<Frame> = fixture::synthetic_frames(10, 60)
+            .into_iter()
+            .filter(|f| f.track() == VIDEO || !(168_000..220_800).contains(&f.dts()))
+            .collect();
+        let cfg = ultra_low();
+        let limit = limit_for(2);
+        let r = run_limited(cfg, fixture::synthetic_info(1), &frames, Some(limit), 0);
+        // (The 1.1 s frame cannot fit a part: check_rules does not apply.)
+        for track in [VIDEO, AUDIO] {
+            for e in &r.ends[&track] {
+                let secs = e.duration as f64 / f64::from(e.timescale);
+                assert!(secs < limit.as_secs_f64(), "{track}: {e:?}");
+            }
+        }
+        // The audio segment cut early stands in for the next video segment: counts still match.
+        assert_eq!(r.ends[&AUDIO].len(), r.ends[&VIDEO].len());
+        let audio: u32 = r.parts[&AUDIO].iter().map(|p| p.samples).sum();
+        assert_eq!(
+            audio as usize,
+            frames.iter().filter(|f| f.track() == AUDIO).count()
+        );
+    }
+
+    #[test]
     fn a_part_containing_a_keyframe_is_independent() {
         // 25 fps: parts of 8 frames; the keyframe at 1 s (frame 25) is the second sample of
         // the part 24..32, too early to close the part before it (§4.4.4.9's 85 % rule).
@@ -1424,6 +1761,20 @@ mod tests {
             let cfg = ultra_low();
             let r = run(cfg, fixture::synthetic_info(1), &frames);
             check_rules(&r, &cfg, &frames);
+        }
+
+        #[test]
+        fn random_streams_follow_the_rules_under_a_segment_limit(
+            frames in fixture::arb_stream(),
+            at in any::<usize>(),
+        ) {
+            // GOPs of up to 80 frames of up to 42 ms exceed the 2.499 s limit; it is set at a
+            // random point, possibly mid-segment.
+            let cfg = ultra_low();
+            let limit = limit_for(2);
+            let at = at % frames.len();
+            let r = run_limited(cfg, fixture::synthetic_info(1), &frames, Some(limit), at);
+            check_rules_limited(&r, &cfg, &frames, Some(limit));
         }
     }
 }
