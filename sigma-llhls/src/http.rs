@@ -1039,6 +1039,18 @@ mod request_tests {
             full.segments.len()
         );
         assert_eq!(delta.segments.last(), full.segments.last());
+        assert!(!r.text().contains("RECENTLY-REMOVED-DATERANGES"));
+        // §4.4.5.2: a v2 delta also lists the recently removed date ranges (none here).
+        let v2 = get(live.addr, "/live/s/video.m3u8?_HLS_skip=v2")
+            .await
+            .text();
+        assert!(
+            v2.contains(&format!(
+                "#EXT-X-SKIP:SKIPPED-SEGMENTS={},RECENTLY-REMOVED-DATERANGES=\"\"",
+                delta.skipped
+            )),
+            "{v2}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1175,6 +1187,105 @@ mod request_tests {
             );
         }
         let _ = AUDIO;
+    }
+
+    /// §6.2.1: EXT-X-TARGETDURATION never changes, in any rendition, even when the publisher
+    /// switches from 2 s to 3.5 s keyframe intervals: segments are cut short instead.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn target_duration_is_fixed_when_keyframes_get_sparser() {
+        let origin = Origin::new();
+        let (mut producer, subscriber) = bus::channel(Window {
+            max_groups: 64,
+            max_frames: 1 << 16,
+            max_bytes: 1 << 30,
+        });
+        producer.set_info(fixture::synthetic_info(1));
+        let _publication = origin
+            .publish("s", &subscriber, PublishOptions::new(LatencyMode::UltraLow))
+            .unwrap();
+        let addr = serve(origin.clone()).await;
+        let first = fixture::synthetic_frames(6, 60);
+        let later = fixture::synthetic_frames(14, 105).into_iter().map(|f| {
+            let shift = if f.track() == VIDEO {
+                6 * 90_000
+            } else {
+                6 * 48_000
+            };
+            f.shifted(shift)
+        });
+        let mut seen = Vec::new();
+        for (i, f) in first.into_iter().chain(later).enumerate() {
+            producer.push(f).unwrap();
+            if i % 200 == 199 {
+                // Sample the playlists as the stream goes.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                for name in ["video", "audio"] {
+                    let r = get(addr, &format!("/live/s/{name}.m3u8")).await;
+                    if r.status == StatusCode::OK {
+                        seen.push((name, fixture::parse_media_playlist(&r.text()).unwrap()));
+                    }
+                }
+            }
+        }
+        producer.finish();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for name in ["video", "audio"] {
+            let r = get(addr, &format!("/live/s/{name}.m3u8")).await;
+            seen.push((name, fixture::parse_media_playlist(&r.text()).unwrap()));
+        }
+        assert!(seen.len() > 10);
+        let last_video = &seen.iter().rev().find(|(n, _)| *n == "video").unwrap().1;
+        assert!(last_video.segments.len() >= 8, "{:?}", last_video.segments);
+        for (name, p) in &seen {
+            assert_eq!(p.target_duration, 2, "{name}");
+            for (uri, d, _) in &p.segments {
+                assert!(d.round() <= 2.0, "{name} {uri} lasts {d}");
+            }
+        }
+    }
+
+    /// §6.2.6: only the hinted part waits; a part past the hint and the segment in progress
+    /// are 404 at once (and were never listed).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_the_hinted_part_waits() {
+        let mut live = Live::start(ultra_low()).await;
+        live.push_until(3.0, false).await;
+        live.settle().await;
+        let addr = live.addr;
+        let p =
+            fixture::parse_media_playlist(&get(addr, "/live/s/video.m3u8").await.text()).unwrap();
+        let hint = p.preload_hint.unwrap();
+        let (m, i) = hint
+            .rsplit('/')
+            .next()
+            .and_then(|f| {
+                f.strip_prefix("part-")?
+                    .strip_suffix(".m4s")?
+                    .split_once('.')
+            })
+            .map(|(m, i)| (m.parse::<u64>().unwrap(), i.parse::<u64>().unwrap()))
+            .unwrap();
+        let epoch = live.epoch();
+        for path in [
+            format!("/live/s/video/{epoch}/part-{m}.{}.m4s", i + 1),
+            format!("/live/s/video/{epoch}/part-{}.0.m4s", m + 1),
+            format!("/live/s/video/{epoch}/seg-{m}.m4s"),
+        ] {
+            let started = Instant::now();
+            let r = get(addr, &path).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+            assert!(started.elapsed() < Duration::from_secs(1), "{path} waited");
+        }
+        // The hinted one waits (and is answered once it completes).
+        let path = format!("/live/s/{hint}");
+        let waiting = tokio::spawn(async move { get(addr, &path).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !waiting.is_finished(),
+            "hinted part answered before it existed"
+        );
+        live.push_until(live.pushed_secs + 1.0, false).await;
+        assert_eq!(waiting.await.unwrap().status, StatusCode::OK);
     }
 
     /// §6.2.1: when a stream is removed, or replaced by a new publication under the same

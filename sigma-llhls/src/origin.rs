@@ -11,7 +11,7 @@
 
 use crate::directive::{Directives, Skip};
 use crate::playlist::{
-    AudioMedia, Readiness, RenderOptions, Rendition, RenditionConfig, RenditionReport, Variant,
+    AudioMedia, Readiness, Rendition, RenditionConfig, RenditionReport, Variant,
 };
 use crate::segmenter::{Output, Segmenter, SegmenterConfig};
 use crate::{Error, LatencyMode, Timing};
@@ -86,7 +86,7 @@ impl Slot {
 struct Cached {
     /// This rendition's version and the sum of the others' (their reports).
     version: (u64, u64),
-    skip: bool,
+    skip: Skip,
     plain: Bytes,
     gzip: Option<Bytes>,
 }
@@ -103,6 +103,9 @@ pub(crate) struct Stream {
     waiting: AtomicUsize,
     /// Comment lines for the multivariant playlist (see [`Origin::set_notes`]).
     notes: Mutex<Vec<String>>,
+    /// The target duration, fixed once the first segment is complete (see
+    /// [`Stream::fix_target`]).
+    target: std::sync::OnceLock<u64>,
 }
 
 impl Stream {
@@ -132,6 +135,33 @@ impl Stream {
 
     fn ended(&self) -> bool {
         self.slots().iter().all(|s| lock(&s.state).is_ended())
+    }
+
+    /// Fixes the stream's target duration once any rendition has a complete segment: the
+    /// longest measured so far (the configured target, or the publisher's longer keyframe
+    /// interval). §6.2.1: EXT-X-TARGETDURATION MUST NOT change; §6.2.4: it is the same in every
+    /// rendition. From then on the segmenters cut every segment short enough that its rounded
+    /// duration stays within it (see [`run`]). Renditions added later get it from their
+    /// publish task before their first segment.
+    fn fix_target(&self) -> Option<u64> {
+        if let Some(&t) = self.target.get() {
+            return Some(t);
+        }
+        let slots = self.slots();
+        if !slots.iter().any(|s| lock(&s.state).has_segment()) {
+            return None;
+        }
+        Some(*self.target.get_or_init(|| {
+            let td = slots
+                .iter()
+                .map(|s| lock(&s.state).measured_target_duration())
+                .max()
+                .unwrap_or(1);
+            for s in &slots {
+                lock(&s.state).fix_target_duration(td);
+            }
+            td
+        }))
     }
 
     /// The stream's target duration: the longest of its renditions'.
@@ -375,6 +405,7 @@ impl Origin {
                         changed: watch::channel(0).0,
                         waiting: AtomicUsize::new(0),
                         notes: Mutex::new(Vec::new()),
+                        target: std::sync::OnceLock::new(),
                     });
                     if let Some(old) = streams.insert(stream.to_owned(), s.clone()) {
                         old.bump_all();
@@ -450,6 +481,9 @@ impl Origin {
                     let st = lock(&x.state);
                     st.has_segment() || st.is_ended()
                 });
+            if ready {
+                s.fix_target();
+            }
             Ok(ready.then(|| render_multivariant(&slots, &lock(&s.notes))))
         })
         .await
@@ -467,7 +501,7 @@ impl Origin {
         let s = self.stream(stream).ok_or(Refusal::NotFound)?;
         let slot = s.slot(rendition).ok_or(Refusal::NotFound)?;
         let timeout = s.block_timeout();
-        let skip = d.skip != Skip::No;
+        let skip = d.skip;
         let (body, gzipped) = wait(&s, slot.changed.subscribe(), timeout, || {
             let ready = {
                 let st = lock(&slot.state);
@@ -476,6 +510,9 @@ impl Origin {
                     None => st.has_segment() || st.is_ended(),
                 }
             };
+            if ready {
+                s.fix_target();
+            }
             Ok(ready.then(|| render_cached(&s, &slot, skip, gzip)))
         })
         .await?;
@@ -507,8 +544,8 @@ impl Origin {
         })
     }
 
-    /// A complete segment; a request for the segment in progress (or the next two) waits for it
-    /// to complete.
+    /// A complete segment. Segments are never hinted, so one not complete is 404 at once
+    /// (§6.2.6: Not Found for what is neither available nor hinted).
     pub async fn segment(
         &self,
         stream: &str,
@@ -517,12 +554,13 @@ impl Origin {
         msn: u64,
     ) -> Result<Served, Refusal> {
         let (s, slot) = self.file_slot(stream, rendition, epoch)?;
-        self.file(&s, &slot, |r| r.segment(msn), |r| r.readiness(msn, None))
-            .await
+        self.file(&s, &slot, |r| r.segment(msn), |_| false).await
     }
 
-    /// A part; a request for the hinted part (or any part within the Advance Part Limit) waits
-    /// until it is complete (§6.2.6).
+    /// A part; a request for the part the playlist hints (`EXT-X-PRELOAD-HINT`) waits until it
+    /// is complete and is then answered at once (§6.2.6). Any other part that does not exist is
+    /// 404 at once, as is a hinted part that the segmenter did not make (the segment ended
+    /// before it).
     pub async fn part(
         &self,
         stream: &str,
@@ -536,7 +574,7 @@ impl Origin {
             &s,
             &slot,
             |r| r.part(msn, index),
-            |r| r.readiness(msn, Some(index)),
+            |r| r.preload_hint() == Some((msn, index)),
         )
         .await
     }
@@ -555,12 +593,14 @@ impl Origin {
         Ok((s, slot))
     }
 
+    /// Serves what `get` finds, waiting while `hinted` says the file is the one the playlist
+    /// hints and not complete yet.
     async fn file(
         &self,
         s: &Arc<Stream>,
         slot: &Arc<Slot>,
         get: impl Fn(&Rendition) -> Option<Vec<Bytes>>,
-        readiness: impl Fn(&Rendition) -> Result<Readiness, Error>,
+        hinted: impl Fn(&Rendition) -> bool,
     ) -> Result<Served, Refusal> {
         let timeout = s.block_timeout();
         let chunks = wait(s, slot.changed.subscribe(), timeout, || {
@@ -568,10 +608,10 @@ impl Origin {
             if let Some(c) = get(&st) {
                 return Ok(Some(c));
             }
-            match readiness(&st) {
-                // Ready but absent: it was evicted, or will never exist.
-                Ok(Readiness::Ready) | Err(_) => Err(Refusal::NotFound),
-                Ok(Readiness::Wait) => Ok(None),
+            if hinted(&st) {
+                Ok(None)
+            } else {
+                Err(Refusal::NotFound)
             }
         })
         .await?;
@@ -633,7 +673,7 @@ fn gzip_bytes(data: &[u8]) -> Option<Bytes> {
 }
 
 /// Renders (or takes from the cache) a media playlist with reports on the other renditions.
-fn render_cached(s: &Stream, slot: &Slot, skip: bool, gzip: bool) -> (Bytes, bool) {
+fn render_cached(s: &Stream, slot: &Slot, skip: Skip, gzip: bool) -> (Bytes, bool) {
     // The rendition's own version is part of the key: a waiter that saw a new part must never
     // get a playlist rendered before it, even if the stream-wide bump has not happened yet.
     let others = |s: &Stream| {
@@ -659,7 +699,7 @@ fn render_cached(s: &Stream, slot: &Slot, skip: bool, gzip: bool) -> (Bytes, boo
             .collect();
         let (text, own) = {
             let st = lock(&slot.state);
-            (st.render(RenderOptions { skip }, &reports), st.version())
+            (st.render_skip(skip, &reports), st.version())
         };
         *cache = Some(Cached {
             version: (own, version.1),
@@ -773,6 +813,8 @@ async fn run(
             .chain(audio.clone())
             .collect(),
     );
+    // The target duration this task has applied to its renditions and segmenter.
+    let mut applied: Option<u64> = None;
     while let Some(event) = consumer.recv().await {
         let done = matches!(event, Event::End | Event::Error(_));
         let result = match event {
@@ -815,6 +857,18 @@ async fn run(
                     MediaKind::Audio => audio_changed = true,
                 }
             }
+        }
+        if applied.is_none()
+            && let Some(td) = stream.fix_target()
+        {
+            for slot in std::iter::once(&video).chain(audio.as_ref()) {
+                lock(&slot.state).fix_target_duration(td);
+            }
+            // A segment whose duration rounds to at most `td` is shorter than td + 0.5 s.
+            seg.set_segment_limit(Some(
+                Duration::from_secs(td) + Duration::from_millis(500) - Duration::from_millis(1),
+            ));
+            applied = Some(td);
         }
         if video_changed {
             video.bump();

@@ -739,7 +739,9 @@ pub fn render_multivariant(variants: &[Variant], audio: &[AudioMedia], notes: &[
     if !audio.is_empty() || variants.iter().any(|v| v.audio_group.is_some()) {
         out.push_str("#EXT-X-VERSION:4\n");
     }
-    out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+    // No EXT-X-INDEPENDENT-SEGMENTS (§4.4.2.1): a segment is cut between keyframes when the
+    // publisher's keyframe interval grows past the fixed target duration, so the claim that
+    // every segment decodes on its own could become false after this playlist was fetched.
     for note in notes {
         let one_line: String = note
             .chars()
@@ -1198,7 +1200,7 @@ mod tests {
         );
         assert_eq!(
             text,
-            "#EXTM3U\n#EXT-X-VERSION:4\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+            "#EXTM3U\n#EXT-X-VERSION:4\n\
              # 720p skipped: source is smaller than 720p\n\
              #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio.m3u8\"\n\
              #EXT-X-STREAM-INF:BANDWIDTH=2500000,AVERAGE-BANDWIDTH=2000000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=30.000,AUDIO=\"audio\"\n\
@@ -1226,7 +1228,7 @@ mod tests {
         );
         assert_eq!(
             video_only,
-            "#EXTM3U\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+            "#EXTM3U\n\
              #EXT-X-STREAM-INF:BANDWIDTH=1000000,CODECS=\"avc1.64001f\"\nvideo.m3u8\n"
         );
     }
