@@ -1,5 +1,5 @@
 //! Fuzzes the segmenter with arbitrary frame sequences (any timestamps, keyframe flags, track
-//! ids, codec changes, gaps) and checks its invariants after every step: no panic; parts
+//! ids, codec changes, gaps, segment limits set or cleared at any point) and checks its invariants after every step: no panic; parts
 //! numbered 0, 1, … within segments whose sequence numbers grow by one; a part is within the
 //! part target unless it holds a single over-long sample; and after `finish` every sample
 //! pushed came out exactly once, in order.
@@ -103,6 +103,11 @@ fuzz_target!(|data: &[u8]| {
             }
             1 => {
                 let _ = s.discontinuity();
+            }
+            2 => {
+                // The origin sets a segment limit once the target duration is fixed.
+                let ms = u64::from(u16::from_le_bytes([b, c]));
+                s.set_segment_limit((a & 1 == 1).then(|| Duration::from_millis(ms + 1)));
             }
             _ => {
                 let track = [TrackId(1), TrackId(2), TrackId(3)][usize::from(a % 3)];
