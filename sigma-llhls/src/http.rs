@@ -676,6 +676,23 @@ mod request_tests {
             }
         }
 
+        /// A stream started with `secs` of media pushed (unpaced) and processed.
+        async fn with(secs: f64) -> Live {
+            let mut live = Live::start(ultra_low()).await;
+            live.push_until(secs, false).await;
+            live.settle().await;
+            live
+        }
+
+        /// The video playlist's `EXT-X-PRELOAD-HINT` URI now.
+        async fn hint(&self) -> String {
+            let text = get(self.addr, "/live/s/video.m3u8").await.text();
+            fixture::parse_media_playlist(&text)
+                .unwrap()
+                .preload_hint
+                .unwrap()
+        }
+
         fn slot(&self, name: &str) -> std::sync::Arc<crate::origin::Slot> {
             self.origin.stream("s").unwrap().slot(name).unwrap()
         }
@@ -1122,13 +1139,9 @@ mod request_tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn preload_hint_is_answered_within_one_part_duration_of_completion() {
-        let mut live = Live::start(ultra_low()).await;
-        live.push_until(3.0, false).await;
-        live.settle().await;
+        let mut live = Live::with(3.0).await;
         let addr = live.addr;
-        let p =
-            fixture::parse_media_playlist(&get(addr, "/live/s/video.m3u8").await.text()).unwrap();
-        let hint = p.preload_hint.unwrap();
+        let hint = live.hint().await;
         let (msn, part) = live.last("video").unwrap();
         let hinted = (msn, part.unwrap() + 1);
         let path = format!("/live/s/{hint}");
@@ -1248,13 +1261,9 @@ mod request_tests {
     /// are 404 at once (and were never listed).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn only_the_hinted_part_waits() {
-        let mut live = Live::start(ultra_low()).await;
-        live.push_until(3.0, false).await;
-        live.settle().await;
+        let mut live = Live::with(3.0).await;
         let addr = live.addr;
-        let p =
-            fixture::parse_media_playlist(&get(addr, "/live/s/video.m3u8").await.text()).unwrap();
-        let hint = p.preload_hint.unwrap();
+        let hint = live.hint().await;
         let (m, i) = hint
             .rsplit('/')
             .next()
