@@ -632,6 +632,11 @@ mod request_tests {
 
     impl Live {
         async fn start(timing: Timing) -> Live {
+            Live::start_with(timing, fixture::synthetic_frames(600, 60)).await
+        }
+
+        /// A stream that will be fed `frames`.
+        async fn start_with(timing: Timing, frames: Vec<Frame>) -> Live {
             let origin = Origin::new();
             let (mut producer, subscriber) = bus::channel(Window {
                 max_groups: 64,
@@ -647,7 +652,7 @@ mod request_tests {
                 origin,
                 addr,
                 producer: Some(producer),
-                frames: fixture::synthetic_frames(600, 60).into_iter(),
+                frames: frames.into_iter(),
                 pushed_secs: 0.0,
                 _publication: publication,
             }
@@ -1206,17 +1211,6 @@ mod request_tests {
     /// switches from 2 s to 3.5 s keyframe intervals: segments are cut short instead.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn target_duration_is_fixed_when_keyframes_get_sparser() {
-        let origin = Origin::new();
-        let (mut producer, subscriber) = bus::channel(Window {
-            max_groups: 64,
-            max_frames: 1 << 16,
-            max_bytes: 1 << 30,
-        });
-        producer.set_info(fixture::synthetic_info(1));
-        let _publication = origin
-            .publish("s", &subscriber, PublishOptions::new(LatencyMode::UltraLow))
-            .unwrap();
-        let addr = serve(origin.clone()).await;
         let first = fixture::synthetic_frames(6, 60);
         let later = fixture::synthetic_frames(14, 105).into_iter().map(|f| {
             let shift = if f.track() == VIDEO {
@@ -1226,21 +1220,22 @@ mod request_tests {
             };
             f.shifted(shift)
         });
+        let mut live =
+            Live::start_with(ultra_low(), first.into_iter().chain(later).collect()).await;
+        let addr = live.addr;
         let mut seen = Vec::new();
-        for (i, f) in first.into_iter().chain(later).enumerate() {
-            producer.push(f).unwrap();
-            if i % 200 == 199 {
-                // Sample the playlists as the stream goes.
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                for name in ["video", "audio"] {
-                    let r = get(addr, &format!("/live/s/{name}.m3u8")).await;
-                    if r.status == StatusCode::OK {
-                        seen.push((name, fixture::parse_media_playlist(&r.text()).unwrap()));
-                    }
+        // Sample the playlists as the stream goes (from 3 s: the first segment is complete).
+        for secs in 3..=20 {
+            live.push_until(f64::from(secs), false).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            for name in ["video", "audio"] {
+                let r = get(addr, &format!("/live/s/{name}.m3u8")).await;
+                if r.status == StatusCode::OK {
+                    seen.push((name, fixture::parse_media_playlist(&r.text()).unwrap()));
                 }
             }
         }
-        producer.finish();
+        live.producer.take().unwrap().finish();
         tokio::time::sleep(Duration::from_millis(200)).await;
         for name in ["video", "audio"] {
             let r = get(addr, &format!("/live/s/{name}.m3u8")).await;
