@@ -318,7 +318,7 @@ impl Origin {
         self.stream(stream).map(|s| s.target_duration())
     }
 
-    /// Requests (blocking playlist reloads, preload-hint and next-segment requests) waiting on
+    /// Requests (blocking playlist reloads and hinted-part requests) waiting on
     /// `stream` now.
     pub fn waiting(&self, stream: &str) -> usize {
         self.stream(stream)
