@@ -485,16 +485,7 @@ impl ServerSession {
         if let Value::Object(p) = &mut info {
             p.push(("details".into(), Value::string(self.publish_name.clone())));
         }
-        self.conn.send_command(
-            CSID_STATUS,
-            sid,
-            &[
-                Value::string("onStatus"),
-                Value::Number(0.0),
-                Value::Null,
-                info,
-            ],
-        );
+        self.send_status(sid, info);
         self.state = State::Publishing(sid);
         Ok(())
     }
@@ -509,7 +500,8 @@ impl ServerSession {
         Ok(())
     }
 
-    fn send_reject(&mut self, sid: u32, why: &Rejection) {
+    /// Sends `onStatus` with the info object `info` on stream `sid`.
+    fn send_status(&mut self, sid: u32, info: Value) {
         self.conn.send_command(
             CSID_STATUS,
             sid,
@@ -517,9 +509,13 @@ impl ServerSession {
                 Value::string("onStatus"),
                 Value::Number(0.0),
                 Value::Null,
-                status("error", why.code(), why.description()),
+                info,
             ],
         );
+    }
+
+    fn send_reject(&mut self, sid: u32, why: &Rejection) {
+        self.send_status(sid, status("error", why.code(), why.description()));
         self.state = State::Closing;
     }
 
@@ -728,16 +724,7 @@ impl ServerSession {
                     && (sid == target || name == "FCUnpublish")
                 {
                     let desc = format!("{} is now unpublished.", self.publish_name);
-                    self.conn.send_command(
-                        CSID_STATUS,
-                        sid,
-                        &[
-                            Value::string("onStatus"),
-                            Value::Number(0.0),
-                            Value::Null,
-                            status("status", "NetStream.Unpublish.Success", &desc),
-                        ],
-                    );
+                    self.send_status(sid, status("status", "NetStream.Unpublish.Success", &desc));
                     self.state = State::Unpublished;
                     self.events.push_back(ServerEvent::Unpublished);
                 }
@@ -746,19 +733,13 @@ impl ServerSession {
                 }
             }
             "play" | "play2" => {
-                self.conn.send_command(
-                    CSID_STATUS,
+                self.send_status(
                     stream_id,
-                    &[
-                        Value::string("onStatus"),
-                        Value::Number(0.0),
-                        Value::Null,
-                        status(
-                            "error",
-                            "NetStream.Play.Failed",
-                            "This server takes publishers only; watch over HLS.",
-                        ),
-                    ],
+                    status(
+                        "error",
+                        "NetStream.Play.Failed",
+                        "This server takes publishers only; watch over HLS.",
+                    ),
                 );
                 self.state = State::Closing;
             }
