@@ -190,23 +190,24 @@ impl HttpService {
                 rendition,
                 epoch,
                 generation,
-            } => media(o.init(stream, rendition, epoch, generation), td(stream)),
+            } => media(o.init(stream, rendition, epoch, generation), || td(stream)),
             Route::Segment {
                 stream,
                 rendition,
                 epoch,
                 msn,
-            } => media(o.segment(stream, rendition, epoch, msn).await, td(stream)),
+            } => media(o.segment(stream, rendition, epoch, msn).await, || {
+                td(stream)
+            }),
             Route::Part {
                 stream,
                 rendition,
                 epoch,
                 msn,
                 index,
-            } => media(
-                o.part(stream, rendition, epoch, msn, index).await,
-                td(stream),
-            ),
+            } => media(o.part(stream, rendition, epoch, msn, index).await, || {
+                td(stream)
+            }),
         }
     }
 }
@@ -409,7 +410,11 @@ fn refusal(e: Refusal, not_found_age: Option<u64>) -> Response<Body> {
     }
 }
 
-fn media(r: Result<Served, Refusal>, not_found_age: Option<u64>) -> Response<Body> {
+/// A media file's answer. `not_found_age` is asked only for a 404 (it looks up the stream).
+fn media(
+    r: Result<Served, Refusal>,
+    not_found_age: impl FnOnce() -> Option<u64>,
+) -> Response<Body> {
     match r {
         Ok(s) => {
             let mut resp = Response::new(Body::from_chunks(s.chunks));
@@ -428,7 +433,7 @@ fn media(r: Result<Served, Refusal>, not_found_age: Option<u64>) -> Response<Bod
             );
             resp
         }
-        Err(e) => refusal(e, not_found_age),
+        Err(e) => refusal(e, not_found_age()),
     }
 }
 

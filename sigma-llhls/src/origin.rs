@@ -164,8 +164,12 @@ impl Stream {
         }))
     }
 
-    /// The stream's target duration: the longest of its renditions'.
+    /// The stream's target duration: the fixed one, or before that the longest of its
+    /// renditions'.
     pub(crate) fn target_duration(&self) -> u64 {
+        if let Some(&t) = self.target.get() {
+            return t;
+        }
         self.slots()
             .iter()
             .map(|s| lock(&s.state).target_duration())
@@ -813,8 +817,9 @@ async fn run(
             .chain(audio.clone())
             .collect(),
     );
-    // The target duration this task has applied to its renditions and segmenter.
-    let mut applied: Option<u64> = None;
+    // Whether this task has applied the stream's fixed target duration to its renditions and
+    // segmenter.
+    let mut applied = false;
     while let Some(event) = consumer.recv().await {
         let done = matches!(event, Event::End | Event::Error(_));
         let result = match event {
@@ -858,9 +863,7 @@ async fn run(
                 }
             }
         }
-        if applied.is_none()
-            && let Some(td) = stream.fix_target()
-        {
+        if !applied && let Some(td) = stream.fix_target() {
             for slot in std::iter::once(&video).chain(audio.as_ref()) {
                 lock(&slot.state).fix_target_duration(td);
             }
@@ -868,7 +871,7 @@ async fn run(
             seg.set_segment_limit(Some(
                 Duration::from_secs(td) + Duration::from_millis(500) - Duration::from_millis(1),
             ));
-            applied = Some(td);
+            applied = true;
         }
         if video_changed {
             video.bump();
