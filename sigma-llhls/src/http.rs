@@ -1,4 +1,4 @@
-//! The HTTP layer: a hyper [`Service`] over an [`Origin`]. The application owns the listener
+//! The HTTP layer: a hyper [`Service`](hyper::service::Service) over an [`Origin`]. The application owns the listener
 //! and hands each connection to hyper (HTTP/1.1, or HTTP/2 including h2c with hyper-util's
 //! auto builder) with this service.
 //!

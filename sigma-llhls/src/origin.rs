@@ -13,7 +13,7 @@ use crate::directive::{Directives, Skip};
 use crate::playlist::{
     AudioMedia, Readiness, Rendition, RenditionConfig, RenditionReport, Variant,
 };
-use crate::segmenter::{Output, Segmenter, SegmenterConfig};
+use crate::segmenter::{Output, Segmenter, SegmenterConfig, segment_limit_for};
 use crate::{Error, LatencyMode, Timing};
 use bytes::Bytes;
 use sigma_core::bus::{self, Event};
@@ -867,10 +867,7 @@ async fn run(
             for slot in std::iter::once(&video).chain(audio.as_ref()) {
                 lock(&slot.state).fix_target_duration(td);
             }
-            // A segment whose duration rounds to at most `td` is shorter than td + 0.5 s.
-            seg.set_segment_limit(Some(
-                Duration::from_secs(td) + Duration::from_millis(500) - Duration::from_millis(1),
-            ));
+            seg.set_segment_limit(Some(segment_limit_for(td)));
             applied = true;
         }
         if video_changed {

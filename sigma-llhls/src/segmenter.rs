@@ -312,6 +312,12 @@ enum Cut<'a> {
     Duration,
 }
 
+/// The segment limit for an `EXT-X-TARGETDURATION` of `td` seconds: a segment whose duration
+/// rounds to at most `td` is shorter than `td` + 0.5 s (§4.4.3.1), so `td` + 0.5 s − 1 ms.
+pub fn segment_limit_for(td: u64) -> Duration {
+    Duration::from_secs(td) + Duration::from_millis(499)
+}
+
 fn ticks(d: Duration, timescale: u32) -> i64 {
     let t = d.as_nanos() * u128::from(timescale) / 1_000_000_000;
     t.min(i64::MAX as u128 / 8) as i64
@@ -729,9 +735,9 @@ impl Segmenter {
     /// duration reaches `limit`, cut before a non-keyframe sample if need be (the next segment
     /// then does not start with a keyframe). For `EXT-X-TARGETDURATION` `TD` (which must not
     /// change, RFC 8216bis §6.2.1, and which every segment's duration rounded to the nearest
-    /// second must not exceed, §4.4.3.1), use `TD + 0.5 s − 1 ms`. It may be set at any time: an
-    /// open segment already past the limit ends before the next sample. `None` (the default)
-    /// cuts only at keyframes (and force-cuts at three targets).
+    /// second must not exceed, §4.4.3.1), use [`segment_limit_for`]`(TD)`. It may be set at
+    /// any time: an open segment already past the limit ends before the next sample. `None`
+    /// (the default) cuts only at keyframes (and force-cuts at three targets).
     pub fn set_segment_limit(&mut self, limit: Option<Duration>) {
         if limit == self.limit {
             return;
@@ -1062,11 +1068,6 @@ mod tests {
         s.finish().unwrap();
         r.take(&mut s);
         r
-    }
-
-    /// The limit the origin sets for a target duration of `td` seconds.
-    fn limit_for(td: u64) -> Duration {
-        Duration::from_secs(td) + Duration::from_millis(499)
     }
 
     fn ultra_low() -> SegmenterConfig {
@@ -1608,7 +1609,7 @@ mod tests {
                 .iter()
                 .all(|e| e.duration == 4 * 90_000 || e.msn == 3)
         );
-        let limit = limit_for(2);
+        let limit = segment_limit_for(2);
         let r = run_limited(cfg, fixture::synthetic_info(1), &frames, Some(limit), 0);
         check_rules_limited(&r, &cfg, &frames, Some(limit));
         for track in [VIDEO, AUDIO] {
@@ -1643,7 +1644,7 @@ mod tests {
             cfg,
             fixture::synthetic_info(1),
             &frames,
-            Some(limit_for(2)),
+            Some(segment_limit_for(2)),
             0,
         );
         check_rules(&r, &cfg, &frames);
@@ -1661,7 +1662,7 @@ mod tests {
             .iter()
             .position(|f| f.track() == VIDEO && f.dts() >= 3 * 90_000)
             .unwrap();
-        let limit = limit_for(2);
+        let limit = segment_limit_for(2);
         let r = run_limited(cfg, fixture::synthetic_info(1), &frames, Some(limit), at);
         check_rules_limited(&r, &cfg, &frames, Some(limit));
         // The held-back frame at 2.9667 s starts the next segment.
@@ -1695,7 +1696,7 @@ mod tests {
             .filter(|f| f.track() == VIDEO || !(168_000..220_800).contains(&f.dts()))
             .collect();
         let cfg = ultra_low();
-        let limit = limit_for(2);
+        let limit = segment_limit_for(2);
         let r = run_limited(cfg, fixture::synthetic_info(1), &frames, Some(limit), 0);
         // (The 1.1 s frame cannot fit a part: check_rules does not apply.)
         for track in [VIDEO, AUDIO] {
@@ -1771,7 +1772,7 @@ mod tests {
             // GOPs of up to 80 frames of up to 42 ms exceed the 2.499 s limit; it is set at a
             // random point, possibly mid-segment.
             let cfg = ultra_low();
-            let limit = limit_for(2);
+            let limit = segment_limit_for(2);
             let at = at % frames.len();
             let r = run_limited(cfg, fixture::synthetic_info(1), &frames, Some(limit), at);
             check_rules_limited(&r, &cfg, &frames, Some(limit));
