@@ -458,7 +458,12 @@ impl Origin {
         };
         let consumer = subscriber.subscribe();
         let cfg = SegmenterConfig::from_timing(stream_arc.timing);
-        let task = tokio::spawn(run(stream_arc, consumer, video, audio, cfg));
+        // The segmenter's and this task's warnings name the stream and rendition.
+        let span = tracing::info_span!("package", stream, rendition = %opts.variant);
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            run(stream_arc, consumer, video, audio, cfg),
+            span,
+        ));
         Ok(Publication { task })
     }
 
@@ -869,6 +874,21 @@ async fn run(
             }
             seg.set_segment_limit(Some(segment_limit_for(td)));
             applied = true;
+            let target = cfg.segment_target.as_secs_f64();
+            if td as f64 > target.ceil() {
+                // The GOP policy (docs/llhls.md): segments follow the publisher's keyframes, so
+                // a keyframe interval above the mode's target lengthens every segment and the
+                // latency of players that work in whole segments.
+                tracing::warn!(
+                    target_duration = td,
+                    mode_segment_target_s = target,
+                    "the publisher's keyframe interval is longer than the latency mode's \
+                     segment target: segments follow the keyframes, EXT-X-TARGETDURATION is \
+                     {td} s and HOLD-BACK {} s; set the encoder's keyframe interval to {target} s \
+                     (or transcode the stream) for the mode's latency",
+                    3 * td
+                );
+            }
         }
         if video_changed {
             video.bump();

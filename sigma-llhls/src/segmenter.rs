@@ -18,8 +18,11 @@
 //!   (irregular audio timestamps) is cut on its own, and that cut stands in for the video
 //!   boundary its next sample reaches, so audio and video keep the same segment numbers (audio
 //!   segments matching video segments begun before the limit was set just follow the video's
-//!   cuts). Without a limit, a segment is force-cut at three targets or 16,384 samples so that
-//!   a stream without keyframes cannot grow memory without bound.
+//!   cuts). Without a limit, a segment is force-cut at [`SegmenterConfig::max_segment`] (the
+//!   longer of three targets and 20 s) or 16,384 samples so that a stream without keyframes
+//!   cannot grow memory without bound; a first GOP shorter than that is kept whole, so the
+//!   target duration fixed from it (see the origin) lets later GOPs of the same length start
+//!   every segment with their keyframe.
 //! - **Parts** are cut on the decode timeline: a part is closed as soon as the next sample would
 //!   take it past the part target, so every part is at most the target and, when the sample
 //!   duration is at most 15 % of the target, at least 85 % of it; the last part of a segment may
@@ -71,10 +74,20 @@ pub struct SegmenterConfig {
     pub max_timestamp_jump: Duration,
     /// How far audio may run ahead of video before it is segmented without waiting.
     pub max_audio_lead: Duration,
+    /// Without a [segment limit](Segmenter::set_segment_limit), a segment with no keyframe
+    /// to end it is cut here anyway (bounding memory for a stream without keyframes). It is
+    /// longer than any keyframe interval an encoder is likely to use (OBS "auto" is 250
+    /// frames, 8.3 s at 30 fps and 10.4 s at 24 fps) so that the first segment of a stream
+    /// with long GOPs still ends at a keyframe and the target duration follows the GOP.
+    pub max_segment: Duration,
 }
 
+/// The default [`SegmenterConfig::max_segment`] floor: 20 s.
+pub const MAX_GOP: Duration = Duration::from_secs(20);
+
 impl SegmenterConfig {
-    /// Settings for a [`crate::Timing`], with 5 s jump and 2 s audio-lead limits.
+    /// Settings for a [`crate::Timing`], with 5 s jump and 2 s audio-lead limits and a forced
+    /// cut at the longer of 3 segment targets and [`MAX_GOP`].
     pub fn from_timing(timing: crate::Timing) -> Self {
         let t = timing.sanitized();
         SegmenterConfig {
@@ -82,6 +95,7 @@ impl SegmenterConfig {
             part_target: t.part_target,
             max_timestamp_jump: Duration::from_secs(5),
             max_audio_lead: Duration::from_secs(2),
+            max_segment: (t.segment_target * 3).max(MAX_GOP),
         }
     }
 }
@@ -272,6 +286,8 @@ struct TrackState {
     init_generation: u64,
     part_ticks: i64,
     segment_ticks: i64,
+    /// Forced cut without a limit ([`SegmenterConfig::max_segment`]).
+    max_segment_ticks: i64,
     jump_ticks: i64,
     offset: Option<i64>,
     /// Output decode time of the newest sample received, and the step before it.
@@ -299,6 +315,9 @@ struct TrackState {
     short_pending: bool,
     /// Parts that broke the 85 % rule of §4.4.4.9.
     short_parts: u64,
+    /// Video segments that had to start without a keyframe (a keyframe interval longer than
+    /// the segment limit, or no keyframe within [`SegmenterConfig::max_segment`]).
+    unaligned: u64,
 }
 
 /// Where a track's segments are cut.
@@ -391,6 +410,7 @@ impl TrackState {
                     .part_target
                     .map_or(i64::MAX / 4, |p| ticks(p, ts).max(1)),
                 segment_ticks: ticks(cfg.segment_target, ts).max(1),
+                max_segment_ticks: ticks(cfg.max_segment.max(cfg.segment_target), ts).max(1),
                 jump_ticks: ticks(cfg.max_timestamp_jump, ts).max(1),
                 offset: None,
                 last_in: None,
@@ -409,6 +429,7 @@ impl TrackState {
                 limit_exempt: None,
                 short_pending: false,
                 short_parts: 0,
+                unaligned: 0,
             },
             init,
         ))
@@ -577,6 +598,7 @@ impl TrackState {
             && n.dts.saturating_sub(start) >= limit
         {
             self.close_part(true, out)?;
+            self.note_cut(p.sync);
             match &mut cut {
                 Cut::Keyframe(b) => record(b, p.dts, ts),
                 // This audio segment stands in for the video segment whose start `p` covers.
@@ -608,10 +630,10 @@ impl TrackState {
             Cut::Duration => reached || limited,
             Cut::Boundaries(b) => cross(b, n.dts, ts),
         };
-        let forced =
-            elapsed >= self.segment_ticks.saturating_mul(3) || samples >= MAX_SEGMENT_SAMPLES;
+        let forced = elapsed >= self.max_segment_ticks || samples >= MAX_SEGMENT_SAMPLES;
         if wanted || forced {
             self.close_part(true, out)?;
+            self.note_cut(n.sync);
             if let Cut::Keyframe(b) = cut {
                 record(b, n.dts, ts);
             }
@@ -643,6 +665,7 @@ impl TrackState {
                 && p.dts.saturating_add(duration).saturating_sub(start) >= limit
             {
                 self.close_part(true, out)?;
+                self.note_cut(p.sync);
                 if let Cut::Keyframe(b) = cut {
                     record(b, p.dts, self.timescale);
                 }
@@ -651,6 +674,26 @@ impl TrackState {
             self.last_duration = duration;
         }
         self.close_part(true, out)
+    }
+
+    /// Records that the next video segment starts with a non-keyframe sample; warns once.
+    fn note_cut(&mut self, next_is_sync: bool) {
+        if self.kind != MediaKind::Video || next_is_sync {
+            return;
+        }
+        self.unaligned += 1;
+        if self.unaligned == 1 {
+            tracing::warn!(
+                track = self.id.0,
+                limit_ms = self
+                    .limit_ticks
+                    .map(|l| l.saturating_mul(1000) / i64::from(self.timescale)),
+                "the publisher's keyframe interval is longer than the stream's target duration \
+                 allows: a segment was cut between keyframes (players joining at it wait for \
+                 the next keyframe); set the encoder's keyframe interval to the latency mode's \
+                 or transcode the stream"
+            );
+        }
     }
 
     /// The open segment's limit and start, if it has a limit.
@@ -737,7 +780,8 @@ impl Segmenter {
     /// change, RFC 8216bis §6.2.1, and which every segment's duration rounded to the nearest
     /// second must not exceed, §4.4.3.1), use [`segment_limit_for`]`(TD)`. It may be set at
     /// any time: an open segment already past the limit ends before the next sample. `None`
-    /// (the default) cuts only at keyframes (and force-cuts at three targets).
+    /// (the default) cuts only at keyframes (and force-cuts at
+    /// [`SegmenterConfig::max_segment`]).
     pub fn set_segment_limit(&mut self, limit: Option<Duration>) {
         if limit == self.limit {
             return;
@@ -769,6 +813,14 @@ impl Segmenter {
             .into_iter()
             .flatten()
             .all(|t| t.short_parts == 0)
+    }
+
+    /// Video segments so far that start without a keyframe because the publisher's keyframe
+    /// interval outgrew the segment limit (or exceeded [`SegmenterConfig::max_segment`]).
+    /// Such a segment decodes only after its predecessor from that GOP's keyframe; LL-HLS
+    /// players join at independent parts instead, others wait for the next keyframe.
+    pub fn unaligned_segments(&self) -> u64 {
+        self.video.as_ref().map_or(0, |v| v.unaligned)
     }
 
     /// Gives each track its limit in ticks. The video's is one audio frame shorter, so that the
@@ -863,6 +915,7 @@ impl Segmenter {
                     state.next_msn = old.next_msn;
                     state.sequence = old.sequence;
                     state.short_parts = old.short_parts;
+                    state.unaligned = old.unaligned;
                     state.discontinuity_next = true;
                 }
                 self.out.push_back(Output::Init(InitSegment {
@@ -1004,6 +1057,8 @@ mod tests {
         order: Vec<(TrackId, u64, Option<u32>)>,
         /// [`Segmenter::part_rules_hold`] after the last `take`.
         rules_hold: bool,
+        /// [`Segmenter::unaligned_segments`] after the last `take`.
+        unaligned: u64,
         /// Segments of each track that may exceed the limit because they were open (or
         /// ended) before it was set.
         limit_exempt: usize,
@@ -1012,6 +1067,7 @@ mod tests {
     impl Run {
         fn take(&mut self, s: &mut Segmenter) {
             self.rules_hold = s.part_rules_hold();
+            self.unaligned = s.unaligned_segments();
             while let Some(o) = s.pull() {
                 match o {
                     Output::Init(i) => self.inits.push(i),
@@ -1632,7 +1688,35 @@ mod tests {
                 .data()
         );
         assert!(!second.independent);
+        assert!(r.unaligned > 0, "cuts between keyframes are counted");
+        assert_eq!(plain.unaligned, 0);
         assert_eq!(r.ends[&AUDIO].len(), r.ends[&VIDEO].len());
+    }
+
+    #[test]
+    fn a_long_first_gop_stays_one_segment_in_every_mode() {
+        // OBS's "auto" keyframe interval: 250 frames, 8.33 s at 30 fps. Before the target
+        // duration is fixed (no limit yet) the first segment must end at the second keyframe,
+        // not be force-cut between keyframes at three segment targets (3 s in `low`).
+        let frames = fixture::synthetic_frames(30, 250);
+        for mode in [LatencyMode::Low, LatencyMode::UltraLow, LatencyMode::Normal] {
+            let cfg = SegmenterConfig::from_timing(mode.timing());
+            let r = run(cfg, fixture::synthetic_info(1), &frames);
+            check_rules(&r, &cfg, &frames);
+            let video = &r.ends[&VIDEO];
+            assert!(video.len() >= 3, "{mode:?}: {video:?}");
+            for e in &video[..video.len() - 1] {
+                assert_eq!(e.duration, 250 * 3000, "{mode:?}: {e:?}");
+            }
+            for p in r.parts[&VIDEO].iter().filter(|p| p.index == 0) {
+                assert!(
+                    p.independent,
+                    "{mode:?}: segment {} starts without a keyframe",
+                    p.msn
+                );
+            }
+            assert_eq!(r.unaligned, 0, "{mode:?}");
+        }
     }
 
     #[test]
