@@ -14,6 +14,7 @@ use crate::relay::{self, RelayHandle};
 use sigma_core::bus::{self, Producer, Subscriber, Window};
 use sigma_core::{StreamEvent, StreamKey, UnpublishReason};
 use sigma_llhls::{LatencyMode, Origin, PublishOptions};
+use sigma_transcode::ladder::KeyframePolicy;
 use sigma_transcode::{Ladder, Options as TranscodeOptions};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,6 +93,14 @@ async fn package_ladder(
         for r in &mut ladder.renditions {
             r.video.zerolatency = true;
         }
+    }
+    // Sigma's keyframes, not the publisher's: every rung gets aligned keyframes at the mode's
+    // cadence whatever the source's GOP, so transcoding is the remedy for an encoder whose
+    // keyframe interval cannot be changed. A ladder that asks for its own cadence keeps it.
+    if ladder.keyframes == KeyframePolicy::Source {
+        ladder.keyframes = KeyframePolicy::Every {
+            seconds: mode.keyframe_interval().as_secs_f64(),
+        };
     }
     let attached = match sigma_transcode::attach(&ladder, &source, TranscodeOptions::default())
         .await

@@ -48,6 +48,18 @@ impl LatencyMode {
         }
     }
 
+    /// The keyframe interval this mode is designed for: what broadcasters should set in their
+    /// encoder, and what Sigma's own ladder uses (2 s in `normal`, Apple's recommendation;
+    /// 1 s in `low` and `ultra-low`, so segments are 1–2 s and LL-HLS players find an
+    /// independent part at least every second). A longer interval still plays: segments then
+    /// follow the keyframes (see docs/llhls.md, "GOP policy").
+    pub fn keyframe_interval(self) -> Duration {
+        match self {
+            LatencyMode::Normal => Duration::from_secs(2),
+            LatencyMode::Low | LatencyMode::UltraLow => Duration::from_secs(1),
+        }
+    }
+
     /// The mode's name as used in configuration: `normal`, `low`, `ultra-low`.
     pub fn name(self) -> &'static str {
         match self {
