@@ -1,10 +1,14 @@
 // Plays a sigma-server player page in headless Chromium and prints what happened as JSON.
-//   node e2e/play.mjs URL [--seconds N] [--settle N] [--switch-level]
+//   node e2e/play.mjs URL [--seconds N] [--settle N] [--switch-level] [--player sigma|hlsjs|shaka]
+// With --player sigma (the default) URL is a sigma-server player page; with hlsjs (hls.js at its
+// defaults, lowLatencyMode on) or shaka (Shaka Player, lowLatencyMode on) URL is a multivariant
+// playlist, played from a harness page (e2e/harness.mjs).
 // Exit status 0 when the page played (frames advanced, no fatal error), 1 otherwise.
 // The JSON has: frames, currentTime, stalls (after --settle seconds), errors, fatal, latency
 // samples (glass-to-glass: wall clock minus EXT-X-PROGRAM-DATE-TIME of the frame on screen) with
 // their median / p95, and the levels seen.
 import { chromium } from 'playwright-core';
+import { openHarness } from './harness.mjs';
 
 const args = process.argv.slice(2);
 const url = args[0];
@@ -15,6 +19,9 @@ const opt = (name, dflt) => {
 const seconds = opt('--seconds', 15);
 const settle = opt('--settle', 3);
 const switchLevel = args.includes('--switch-level');
+const playerIdx = args.indexOf('--player');
+const player = playerIdx >= 0 ? args[playerIdx + 1] : 'sigma';
+if (!['sigma', 'hlsjs', 'shaka'].includes(player)) { console.error(`unknown player ${player}`); process.exit(2); }
 if (!url) { console.error('usage: play.mjs URL [--seconds N]'); process.exit(2); }
 
 const browser = await chromium.launch({
@@ -25,11 +32,13 @@ const browser = await chromium.launch({
 });
 const deadline = setTimeout(() => { console.error('play.mjs: hard timeout'); process.exit(3); }, (seconds + 60) * 1000);
 let result;
+let harness = null;
 try {
   const page = await browser.newPage();
   const consoleErrors = [];
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
-  await page.goto(url, { waitUntil: 'load', timeout: 20000 });
+  if (player !== 'sigma') harness = await openHarness(player, url);
+  await page.goto(harness ? harness.url : url, { waitUntil: 'load', timeout: 20000 });
   // Wait (bounded) for playback to start, then observe for `seconds`.
   const startWait = Date.now();
   await page.waitForFunction(() => window.sigmaStats && (window.sigmaStats.playing || window.sigmaStats.fatal),
@@ -51,7 +60,7 @@ try {
   const lat = [...after.latencySamples].sort((a, b) => a - b);
   const q = (p) => lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : null;
   result = {
-    url, startupSeconds,
+    url, player, startupSeconds,
     played: after.playing && after.frames > before.frames && after.currentTime > before.currentTime && !after.fatal,
     framesAdvanced: after.frames - before.frames,
     currentTime: after.currentTime,
@@ -63,6 +72,7 @@ try {
 } finally {
   clearTimeout(deadline);
   await browser.close();
+  if (harness) harness.close();
 }
 console.log(JSON.stringify(result));
 process.exit(result && result.played ? 0 : 1);
