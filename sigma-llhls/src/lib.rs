@@ -13,11 +13,13 @@
 //!   segmenter, and blocking playlist reload / preload-hint waits (§6.2.5.2, §6.2.6) that cost
 //!   no thread per waiting request.
 //! - [`http`]: a hyper `Service` the application mounts on its own listener.
+//! - [`conformance`]: a strict playlist reader for tests and monitoring tools.
 //!
 //! [`LatencyMode`] presets choose durations and windows; see `docs/llhls.md`.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cmaf;
+pub mod conformance;
 pub mod directive;
 mod error;
 #[cfg(test)]
