@@ -4,8 +4,10 @@
 //! only a cursor into that window. Payloads are `Bytes`, so no consumer ever costs a copy.
 //!
 //! Policy, for a live stream:
-//! - **Groups.** A group starts at each keyframe of the stream's primary video track (or at every
-//!   keyframe of an audio-only stream). The window holds whole groups.
+//! - **Groups.** A group starts at each keyframe of the stream's primary video track; in a stream
+//!   without video, at the first keyframe [`AUDIO_GROUP`] or more after the group's start (every
+//!   audio frame is a keyframe: one-frame groups would leave a window of a few milliseconds, and
+//!   a consumer a moment late would lose frames). The window holds whole groups.
 //! - **Bounded.** The window holds at most [`Window::max_groups`] groups, [`Window::max_frames`]
 //!   frames and [`Window::max_bytes`] payload bytes. When a push would exceed a bound, the oldest
 //!   whole group is dropped (or, when only the current group is left, its oldest frames). Memory
@@ -197,6 +199,7 @@ pub fn channel(window: Window) -> (Producer, Subscriber) {
         Producer {
             shared: shared.clone(),
             primary: None,
+            audio_group: None,
             finished: false,
         },
         Subscriber { shared },
@@ -216,11 +219,16 @@ impl fmt::Debug for Shared {
     }
 }
 
+/// How much media a group of a stream without video spans, at least: 1 s.
+pub const AUDIO_GROUP: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The producing end of a bus. Dropping it ends the stream normally.
 #[derive(Debug)]
 pub struct Producer {
     shared: Arc<Shared>,
     primary: Option<Option<TrackId>>,
+    /// Without video: the track and decode time that started the current group.
+    audio_group: Option<(TrackId, i64)>,
     finished: bool,
 }
 
@@ -229,6 +237,7 @@ impl Producer {
     /// before the first such frame. Generations should grow; the bus does not renumber them.
     pub fn set_info(&mut self, info: Arc<StreamInfo>) {
         self.primary = Some(info.primary_video().map(|t| t.id()));
+        self.audio_group = None;
         self.shared.write().info = Some(info);
     }
 
@@ -245,13 +254,33 @@ impl Producer {
         let Some(primary) = self.primary else {
             return Err(Error::UnknownTrack(frame.track().0));
         };
-        let group_start = frame.is_keyframe() && primary.is_none_or(|p| p == frame.track());
         {
             let mut st = self.shared.write();
             let info = match &st.info {
                 Some(info) if info.track(frame.track()).is_some() => info.clone(),
                 _ => return Err(Error::UnknownTrack(frame.track().0)),
             };
+            let group_start = frame.is_keyframe()
+                && match primary {
+                    Some(p) => p == frame.track(),
+                    None => {
+                        let timescale = info.track(frame.track()).map_or(1, |t| t.timescale());
+                        let span = i64::from(timescale)
+                            .saturating_mul(AUDIO_GROUP.as_millis() as i64)
+                            / 1000;
+                        let starts = match self.audio_group {
+                            Some((track, at)) if track == frame.track() => {
+                                let d = frame.dts().saturating_sub(at);
+                                !(0..span).contains(&d)
+                            }
+                            _ => true,
+                        };
+                        if starts {
+                            self.audio_group = Some((frame.track(), frame.dts()));
+                        }
+                        starts
+                    }
+                };
             if frame.len() > st.window.max_bytes {
                 return Err(Error::LimitExceeded {
                     what: "frame size",
@@ -464,6 +493,35 @@ mod tests {
     fn testdata(name: &str) -> Bytes {
         let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
         Bytes::from(std::fs::read(&path).unwrap())
+    }
+
+    #[tokio::test]
+    async fn audio_only_groups_span_a_second_so_a_late_consumer_loses_nothing() {
+        let full = info(1);
+        let audio = StreamInfo::new(1, vec![full.track(A).unwrap().clone()]).unwrap();
+        let (mut p, sub) = channel(Window::default());
+        p.set_info(audio);
+        let mut c = sub.subscribe();
+        // 3 s of AAC frames (all keyframes) pushed before the consumer reads any: with one
+        // group per frame the 3-group window would have kept 3 frames.
+        let n = 3 * 48_000 / 1024;
+        for i in 0..n {
+            let t = i64::from(i) * 1024;
+            p.push(Frame::new(A, t, t, true, Bytes::from_static(b"aac")))
+                .unwrap();
+        }
+        assert_eq!(p.retained().groups, 3);
+        p.finish();
+        let mut frames = 0;
+        while let Some(e) = c.recv().await {
+            match e {
+                Event::Frame(_) => frames += 1,
+                Event::Gap { frames } => panic!("lost {frames}"),
+                Event::End => break,
+                _ => {}
+            }
+        }
+        assert_eq!(frames, n);
     }
 
     fn info(generation: u64) -> Arc<StreamInfo> {
