@@ -483,13 +483,18 @@ impl Origin {
         let timeout = s.block_timeout();
         wait(&s, s.changed.subscribe(), timeout, || {
             let slots = s.slots();
-            let ready = slots
-                .iter()
-                .filter(|x| x.kind == MediaKind::Video)
-                .all(|x| {
-                    let st = lock(&x.state);
-                    st.has_segment() || st.is_ended()
-                });
+            // Every video rendition that carries video has a segment (bandwidth measured); an
+            // audio-only stream's video rendition never gets an init segment, so it needs the
+            // audio's segment instead.
+            let done = |x: &Slot| {
+                let st = lock(&x.state);
+                st.has_segment() || st.is_ended()
+            };
+            let ready = slots.iter().any(|x| done(x))
+                && slots
+                    .iter()
+                    .filter(|x| x.kind == MediaKind::Video)
+                    .all(|x| done(x) || lock(&x.state).latest_init().is_none());
             if ready {
                 s.fix_target();
             }
@@ -782,6 +787,21 @@ fn render_multivariant(slots: &[Arc<Slot>], notes: &[String]) -> Bytes {
             })
         })
         .collect();
+    // An audio-only stream: its audio playlist is the one variant, without an audio group.
+    if variants.is_empty()
+        && let (Some(a), Some(codec), Some((peak, avg))) = (audio, audio_codec, audio_bw)
+    {
+        let only = Variant {
+            uri: format!("{}.m3u8", a.name),
+            bandwidth: peak,
+            average_bandwidth: Some(avg),
+            codecs: vec![codec],
+            resolution: None,
+            frame_rate: None,
+            audio_group: None,
+        };
+        return Bytes::from(crate::playlist::render_multivariant(&[only], &[], notes));
+    }
     Bytes::from(crate::playlist::render_multivariant(
         &variants,
         &audio_media,
