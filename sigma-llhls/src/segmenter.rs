@@ -670,6 +670,11 @@ impl TrackState {
                     record(b, p.dts, self.timescale);
                 }
             }
+            // The held-back sample must fit the part like any other (§4.4.4.9: every part is
+            // at most PART-TARGET), or it starts a part of its own.
+            if !self.part.samples.is_empty() && self.part.len + duration > self.part_ticks {
+                self.close_part(false, out)?;
+            }
             self.add(p, duration)?;
             self.last_duration = duration;
         }
@@ -1716,6 +1721,33 @@ mod tests {
                 );
             }
             assert_eq!(r.unaligned, 0, "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn the_held_back_sample_fits_its_part_at_the_end_too() {
+        // Audio-only, ultra-low: 15 AAC frames fill 0.320 s of a 0.334 s part. Whatever the
+        // last step before the end, the sample flushed at the end may not push its part past
+        // PART-TARGET (it used to be added to the open part unchecked).
+        let info = fixture::synthetic_info(1);
+        let info = StreamInfo::new(1, vec![info.track(AUDIO).unwrap().clone()]).unwrap();
+        let cfg = ultra_low();
+        let target = ticks(cfg.part_target.unwrap(), 48_000) as u64;
+        for n in 10..50u32 {
+            for last_gap in [1i64, 2, 3] {
+                let mut frames: Vec<Frame> = (0..n)
+                    .map(|i| {
+                        let t = i64::from(i) * 1024;
+                        Frame::new(AUDIO, t, t, true, Bytes::from_static(b"aac"))
+                    })
+                    .collect();
+                let t = i64::from(n - 1) * 1024 + last_gap * 1024;
+                frames.push(Frame::new(AUDIO, t, t, true, Bytes::from_static(b"aac")));
+                let r = run(cfg, info.clone(), &frames);
+                for p in &r.parts[&AUDIO] {
+                    assert!(p.duration <= target, "n {n} gap {last_gap}: {p:?}");
+                }
+            }
         }
     }
 
