@@ -296,11 +296,19 @@ impl Rendition {
             .unwrap_or_else(|| self.measured_target_duration())
     }
 
-    /// The segment target, or the longest segment produced (rounded to the nearest second,
-    /// §4.4.3.1) when a publisher's keyframe interval made one longer.
+    /// The segment target, or, when a publisher's keyframe interval made a segment longer,
+    /// that segment's duration plus 0.25 s of headroom, rounded to the nearest second
+    /// (§4.4.3.1). The headroom lets keyframe intervals that vary a little (a variable frame
+    /// rate with a keyframe every N frames) stay keyframe-aligned under the target duration
+    /// fixed from the first segment (see docs/llhls.md, "GOP policy").
     pub fn measured_target_duration(&self) -> u64 {
         let target = self.cfg.timing.segment_target.as_secs_f64().ceil() as u64;
-        target.max((self.max_segment + 0.5).floor() as u64).max(1)
+        let longest = if self.max_segment > target as f64 {
+            (self.max_segment + 0.25 + 0.5).floor() as u64
+        } else {
+            0
+        };
+        target.max(longest).max(1)
     }
 
     /// Fixes `EXT-X-TARGETDURATION` to `td` seconds (at least 1) for the rest of the
@@ -1002,6 +1010,17 @@ mod tests {
         // Segments as long as the target: playlist_segments is enough.
         let (v, _) = fed_with(timing, 20, 60, false, |_| {});
         assert_eq!(v.listed().count(), 3);
+    }
+
+    #[test]
+    fn a_gop_driven_target_duration_keeps_headroom() {
+        // 72-frame GOPs (2.4 s) in ultra-low (2 s target): 2.4 s + 0.25 s rounds to 3, so a
+        // later GOP up to 3.499 s still starts its segment with a keyframe. A GOP at the target
+        // (60 frames, 2 s) keeps the target.
+        let (v, _) = fed(LatencyMode::UltraLow, 20, 72, false);
+        assert_eq!(v.measured_target_duration(), 3);
+        let (v, _) = fed(LatencyMode::UltraLow, 20, 60, false);
+        assert_eq!(v.measured_target_duration(), 2);
     }
 
     #[test]
