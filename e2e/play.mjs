@@ -61,7 +61,8 @@ try {
   const q = (p) => lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : null;
   result = {
     url, player, startupSeconds,
-    played: after.playing && after.frames > before.frames && after.currentTime > before.currentTime && !after.fatal,
+    // Video frames must advance; an audio-only stream (no video frame ever) plays when time does.
+    played: after.playing && (after.frames > before.frames || after.frames === 0) && after.currentTime > before.currentTime && !after.fatal,
     framesAdvanced: after.frames - before.frames,
     currentTime: after.currentTime,
     stalls: after.stalls - before.stalls,
