@@ -68,6 +68,11 @@ try {
     stalls: after.stalls - before.stalls,
     fatal: after.fatal, errors: after.errors, pageErrors: consoleErrors,
     latencyMedian: q(0.5), latencyP95: q(0.95), latencySamples: lat.length,
+    // Where the player settled: the median of the last 2 s of samples (every 200 ms).
+    latencyEnd: (() => {
+      const tail = after.latencySamples.slice(-10).sort((a, b) => a - b);
+      return tail.length ? tail[Math.floor(tail.length / 2)] : null;
+    })(),
     targetLatency: after.target, levels: after.levels, level: after.level, levelSwitches: after.levelSwitches,
   };
 } finally {
