@@ -277,3 +277,32 @@ video = { bitrate_kbps = 600 }
         "{log}"
     );
 }
+
+#[test]
+fn transcoded_stream_gets_keyframes_at_the_mode_cadence_whatever_the_source_gop() {
+    // The source keeps x264's default 250-frame (8.3 s) keyframe interval; the ladder's
+    // keyframes are Sigma's (1 s in low mode), so its rendition's segments are 1 s and the
+    // target duration is the mode's, where the source packaged as published would get 9.
+    let server = Server::start("cadence", &["--latency", "low", "--transcode", "default"]);
+    let _pub = ffmpeg_publish(&server.rtmp_url("tc"), 60, &["-g", "250"]);
+    let playlist = server
+        .wait_for("/live/tc/360p.m3u8", Duration::from_secs(40), |t| {
+            t.matches("#EXTINF").count() >= 4
+        })
+        .unwrap_or_else(|| panic!("no 360p playlist\n{}", server.log_text()));
+    assert!(playlist.contains("#EXT-X-TARGETDURATION:1\n"), "{playlist}");
+    let durations: Vec<f64> = playlist
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .filter_map(|v| v.trim_end_matches(',').parse().ok())
+        .collect();
+    assert!(
+        durations.iter().all(|d| *d < 1.5),
+        "segments follow Sigma's 1 s keyframes: {durations:?}"
+    );
+    assert!(
+        !server.log_text().contains("cut between keyframes"),
+        "{}",
+        server.log_text()
+    );
+}
