@@ -226,7 +226,9 @@ fn profiles(dir: &Path) -> Vec<Profile> {
             seconds: 40,
             video: true,
             audio: true,
-            known_issue: None,
+            known_issue: Some(
+                "25 fps video with 44.1 kHz audio: hls.js stalls once or twice in ultra-low (bufferStalledError, bufferSeekOverHole) in two CI runs of three",
+            ),
         },
         Profile {
             name: "p2997-mono",
