@@ -670,11 +670,6 @@ impl TrackState {
                     record(b, p.dts, self.timescale);
                 }
             }
-            // The held-back sample must fit the part like any other (§4.4.4.9: every part is
-            // at most PART-TARGET), or it starts a part of its own.
-            if !self.part.samples.is_empty() && self.part.len + duration > self.part_ticks {
-                self.close_part(false, out)?;
-            }
             self.add(p, duration)?;
             self.last_duration = duration;
         }
@@ -1728,7 +1723,8 @@ mod tests {
     fn the_held_back_sample_fits_its_part_at_the_end_too() {
         // Audio-only, ultra-low: 15 AAC frames fill 0.320 s of a 0.334 s part. Whatever the
         // last step before the end, the sample flushed at the end may not push its part past
-        // PART-TARGET (it used to be added to the open part unchecked).
+        // PART-TARGET: `process` already closed any part the held-back sample would overfill,
+        // since it predicts with the same duration `flush` reuses.
         let info = fixture::synthetic_info(1);
         let info = StreamInfo::new(1, vec![info.track(AUDIO).unwrap().clone()]).unwrap();
         let cfg = ultra_low();
