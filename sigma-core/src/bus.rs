@@ -222,6 +222,28 @@ impl fmt::Debug for Shared {
 /// How much media a group of a stream without video spans, at least: 1 s.
 pub const AUDIO_GROUP: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// In a stream without video: whether `frame` (a keyframe) starts a group, that is, lies
+/// [`AUDIO_GROUP`] or more after the current group's start (or before it, or on another
+/// track). Records the new group's start in `group`.
+fn starts_audio_group(
+    group: &mut Option<(TrackId, i64)>,
+    frame: &Frame,
+    info: &StreamInfo,
+) -> bool {
+    let timescale = info.track(frame.track()).map_or(1, |t| t.timescale());
+    let span = crate::time::rescale(AUDIO_GROUP.as_millis() as i64, 1000, timescale);
+    let starts = match *group {
+        Some((track, at)) if track == frame.track() => {
+            !(0..span).contains(&frame.dts().saturating_sub(at))
+        }
+        _ => true,
+    };
+    if starts {
+        *group = Some((frame.track(), frame.dts()));
+    }
+    starts
+}
+
 /// The producing end of a bus. Dropping it ends the stream normally.
 #[derive(Debug)]
 pub struct Producer {
@@ -263,23 +285,7 @@ impl Producer {
             let group_start = frame.is_keyframe()
                 && match primary {
                     Some(p) => p == frame.track(),
-                    None => {
-                        let timescale = info.track(frame.track()).map_or(1, |t| t.timescale());
-                        let span = i64::from(timescale)
-                            .saturating_mul(AUDIO_GROUP.as_millis() as i64)
-                            / 1000;
-                        let starts = match self.audio_group {
-                            Some((track, at)) if track == frame.track() => {
-                                let d = frame.dts().saturating_sub(at);
-                                !(0..span).contains(&d)
-                            }
-                            _ => true,
-                        };
-                        if starts {
-                            self.audio_group = Some((frame.track(), frame.dts()));
-                        }
-                        starts
-                    }
+                    None => starts_audio_group(&mut self.audio_group, &frame, &info),
                 };
             if frame.len() > st.window.max_bytes {
                 return Err(Error::LimitExceeded {

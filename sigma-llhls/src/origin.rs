@@ -494,7 +494,10 @@ impl Origin {
                 && slots
                     .iter()
                     .filter(|x| x.kind == MediaKind::Video)
-                    .all(|x| done(x) || lock(&x.state).latest_init().is_none());
+                    .all(|x| {
+                        let st = lock(&x.state);
+                        st.has_segment() || st.is_ended() || st.latest_init().is_none()
+                    });
             if ready {
                 s.fix_target();
             }
