@@ -215,7 +215,9 @@ fn profiles(dir: &Path) -> Vec<Profile> {
             seconds: 40,
             video: true,
             audio: true,
-            known_issue: None,
+            known_issue: Some(
+                "1080p60: hls.js stalled twice in ultra-low in one full run of four (bufferStalledError on this 2-core machine)",
+            ),
         },
         Profile {
             name: "p25-44k",
