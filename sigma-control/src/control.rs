@@ -1,0 +1,498 @@
+//! The control plane's shell: the store, the in-memory lifecycles of the streams this node
+//! serves, short-lived caches for the lookups on the media path, and the commands the API
+//! sends to the media side (disconnect a publisher, end a broadcast).
+//!
+//! Nothing on the media path waits for a database write: status changes are applied in
+//! memory at once and written by one owned writer task through a bounded queue, in order.
+
+use crate::auth::FailureLimiter;
+use crate::id::{self, Kind};
+use crate::lifecycle::{Effect, Input, Lifecycle, Refused, Status};
+use crate::model::{LatencyMode, LiveStreamRecord, Policy, Scope};
+use crate::playback::{self, Audience, MediaToken, TokenError};
+use crate::store::{ApiTokenRecord, Store, StoreError};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+
+/// How long a playback-id or signing-key lookup is trusted before the store is asked again:
+/// a change made on another node takes effect within this (this node's own at once).
+pub const CACHE_TTL: Duration = Duration::from_millis(500);
+
+/// Settings the control plane needs from the server.
+#[derive(Clone, Debug)]
+pub struct ControlConfig {
+    /// The RTMP URL broadcasters publish under, without the key (`rtmp://host:1935/live`).
+    pub rtmp_base: String,
+    /// The viewers' base URL (`http://host:8080`).
+    pub http_base: String,
+    /// The server's default latency mode.
+    pub default_latency: LatencyMode,
+    /// The configured ladders' names.
+    pub ladders: Vec<String>,
+    /// An admin token from the environment (`SIGMA_API_TOKEN`), accepted besides stored ones.
+    pub admin_token: Option<String>,
+}
+
+/// What the API asks of the media side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Disconnect the publisher of this live stream; the broadcast waits for its return.
+    DisconnectPublisher {
+        /// The live stream.
+        live_stream_id: String,
+    },
+    /// Disconnect the publisher and end the broadcast now (playlists end).
+    EndBroadcast {
+        /// The live stream.
+        live_stream_id: String,
+    },
+}
+
+/// A publish the control plane admits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Admission {
+    /// The live stream (log this, never the key).
+    pub live_stream_id: String,
+    /// Latency mode.
+    pub latency_mode: LatencyMode,
+    /// Ladder, if any.
+    pub ladder: Option<String>,
+    /// How long a lost publisher may take to come back.
+    pub reconnect_window: Duration,
+    /// True when the publisher continues a broadcast in `reconnecting`.
+    pub resumed: bool,
+}
+
+/// Why a publish was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    /// No live stream has this key (unknown, reset or deleted).
+    #[error("unknown stream key")]
+    UnknownKey,
+    /// The live stream is disabled.
+    #[error("live stream {0} is disabled")]
+    Disabled(String),
+    /// A publisher is connected already.
+    #[error("live stream {0} already has a publisher")]
+    AlreadyPublishing(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a playback id leads to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlaybackTarget {
+    /// The live stream.
+    pub live_stream_id: String,
+    /// The id's policy.
+    pub policy: Policy,
+}
+
+/// Why an API request was not authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthError {
+    /// No token, or an unknown one.
+    Unauthorized,
+    /// Too many failures from this address; retry after this long.
+    Limited(Duration),
+    /// The store could not be asked.
+    Unavailable,
+}
+
+struct Cached<T> {
+    at: Instant,
+    value: T,
+}
+
+struct Inner {
+    store: Store,
+    config: ControlConfig,
+    rng: Mutex<Box<dyn RngCore + Send>>,
+    media: MediaToken,
+    lifecycles: Mutex<HashMap<String, Lifecycle>>,
+    commands: broadcast::Sender<Command>,
+    playback_cache: Mutex<HashMap<String, Cached<Option<PlaybackTarget>>>>,
+    key_cache: Mutex<HashMap<String, Cached<Option<[u8; 32]>>>>,
+    limiter: Mutex<FailureLimiter>,
+    admin_hash: Option<String>,
+    writes: mpsc::Sender<(String, Status, i64)>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The control plane; cheap to clone.
+#[derive(Clone)]
+pub struct Control {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Status writes queued at most; beyond this a change is logged and dropped from the store
+/// (the in-memory status, which the API shows for this node's streams, stays right).
+const WRITE_QUEUE: usize = 4096;
+
+impl Control {
+    /// Starts the control plane on `store`, with secrets drawn from `rng`.
+    /// Must be called within a tokio runtime (it starts the status writer).
+    pub async fn start(
+        store: Store,
+        config: ControlConfig,
+        mut rng: Box<dyn RngCore + Send>,
+    ) -> Result<Control, StoreError> {
+        let fresh = URL_SAFE_NO_PAD.encode(id::new_secret(&mut *rng, 32));
+        let secret = store
+            .setting_or_insert("media_token_secret", &fresh)
+            .await?;
+        let secret = URL_SAFE_NO_PAD
+            .decode(secret)
+            .map_err(|e| StoreError::Corrupt {
+                table: "settings",
+                what: e.to_string(),
+            })?;
+        let (writes, mut rx) = mpsc::channel::<(String, Status, i64)>(WRITE_QUEUE);
+        let writer_store = store.clone();
+        let writer = tokio::spawn(async move {
+            while let Some((id, status, at)) = rx.recv().await {
+                if let Err(e) = writer_store.set_status(&id, status, at).await {
+                    tracing::warn!(live_stream = %id, %status, error = %e, "status not stored");
+                }
+            }
+        });
+        let admin_hash = config.admin_token.as_deref().map(id::digest);
+        Ok(Control {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                rng: Mutex::new(rng),
+                media: MediaToken::new(secret),
+                lifecycles: Mutex::new(HashMap::new()),
+                commands: broadcast::channel(256).0,
+                playback_cache: Mutex::new(HashMap::new()),
+                key_cache: Mutex::new(HashMap::new()),
+                limiter: Mutex::new(FailureLimiter::default()),
+                admin_hash,
+                writes,
+                writer: Mutex::new(Some(writer)),
+            }),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ControlConfig {
+        &self.inner.config
+    }
+
+    /// Commands for the media side.
+    pub fn commands(&self) -> broadcast::Receiver<Command> {
+        self.inner.commands.subscribe()
+    }
+
+    /// Runs `f` with the random source.
+    pub fn with_rng<R>(&self, f: impl FnOnce(&mut dyn RngCore) -> R) -> R {
+        f(&mut **lock(&self.inner.rng))
+    }
+
+    /// Makes sure an admin token exists: if none is stored, generates one, stores its digest
+    /// and returns it (to be written to `DATA_DIR/api-token` and printed once).
+    pub async fn bootstrap_token(&self) -> Result<Option<String>, StoreError> {
+        if !self.inner.store.api_tokens(None, 1).await?.is_empty() {
+            return Ok(None);
+        }
+        let token = self.with_rng(|r| id::new_api_token(r));
+        let rec = ApiTokenRecord {
+            id: self.with_rng(|r| id::new_id(Kind::ApiToken, r)),
+            name: "bootstrap admin".into(),
+            scopes: vec![Scope::Read, Scope::Write],
+            token_hash: id::digest(&token),
+            created_at: now_ms(),
+        };
+        self.inner.store.insert_api_token(&rec).await?;
+        Ok(Some(token))
+    }
+
+    /// Checks a bearer token from `ip`: its scopes, or why not. Failures count against the
+    /// address.
+    pub async fn authenticate(
+        &self,
+        token: Option<&str>,
+        ip: IpAddr,
+    ) -> Result<Vec<Scope>, AuthError> {
+        if let Err(wait) = lock(&self.inner.limiter).check(ip, Instant::now()) {
+            return Err(AuthError::Limited(wait));
+        }
+        let fail = || {
+            lock(&self.inner.limiter).fail(ip, Instant::now());
+            Err(AuthError::Unauthorized)
+        };
+        let Some(token) = token else { return fail() };
+        let hash = id::digest(token);
+        if let Some(admin) = &self.inner.admin_hash {
+            if id::same_digest(admin, &hash) {
+                return Ok(vec![Scope::Read, Scope::Write]);
+            }
+        }
+        match self.inner.store.api_token_by_hash(&hash).await {
+            Ok(Some(t)) if id::same_digest(&t.token_hash, &hash) => Ok(t.scopes),
+            Ok(_) => fail(),
+            Err(e) => {
+                tracing::warn!(error = %e, "token lookup failed");
+                Err(AuthError::Unavailable)
+            }
+        }
+    }
+
+    fn lifecycle_of(&self, s: &LiveStreamRecord) -> Lifecycle {
+        *lock(&self.inner.lifecycles)
+            .entry(s.id.clone())
+            .or_insert_with(|| Lifecycle::new(s.status, s.auto_start))
+    }
+
+    /// The status to show for a stored live stream: this node's in-memory one if it serves
+    /// the stream, else the stored one.
+    pub fn status_of(&self, s: &LiveStreamRecord) -> (Status, i64) {
+        match lock(&self.inner.lifecycles).get(&s.id) {
+            Some(l) if l.status() != s.status => (l.status(), now_ms().max(s.status_changed_at)),
+            _ => (s.status, s.status_changed_at),
+        }
+    }
+
+    /// Applies `input` to live stream `s` and queues the status write; returns the
+    /// transition. Effects are sent as [`Command`]s.
+    pub fn apply(
+        &self,
+        s: &LiveStreamRecord,
+        input: Input,
+    ) -> Result<crate::lifecycle::Transition, Refused> {
+        let t = {
+            let mut map = lock(&self.inner.lifecycles);
+            let l = map
+                .entry(s.id.clone())
+                .or_insert_with(|| Lifecycle::new(s.status, s.auto_start));
+            l.set_auto_start(s.auto_start);
+            l.apply(input)?
+        };
+        self.after(&s.id, t);
+        Ok(t)
+    }
+
+    /// Applies `input` to a live stream this node already tracks (the media side's reports:
+    /// first segment, publisher lost, broadcast ended). Unknown ids are ignored.
+    pub fn report(&self, live_stream_id: &str, input: Input) {
+        let t = {
+            let mut map = lock(&self.inner.lifecycles);
+            let Some(l) = map.get_mut(live_stream_id) else {
+                return;
+            };
+            match l.apply(input) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::debug!(live_stream = %live_stream_id, error = %e, "report ignored");
+                    return;
+                }
+            }
+        };
+        self.after(live_stream_id, t);
+    }
+
+    fn after(&self, id: &str, t: crate::lifecycle::Transition) {
+        if t.changed() {
+            tracing::info!(live_stream = %id, from = %t.from, to = %t.to, "status");
+            if self
+                .inner
+                .writes
+                .try_send((id.to_string(), t.to, now_ms()))
+                .is_err()
+            {
+                tracing::warn!(live_stream = %id, status = %t.to, "status write queue full");
+            }
+        }
+        if let Some(Effect::EndBroadcast) = t.effect {
+            let _ = self.inner.commands.send(Command::EndBroadcast {
+                live_stream_id: id.to_string(),
+            });
+        }
+        if let Some(Effect::DisconnectPublisher) = t.effect {
+            let _ = self.inner.commands.send(Command::DisconnectPublisher {
+                live_stream_id: id.to_string(),
+            });
+        }
+    }
+
+    /// Sends a command to the media side.
+    pub fn send(&self, c: Command) {
+        let _ = self.inner.commands.send(c);
+    }
+
+    /// Forgets a deleted live stream's in-memory state.
+    pub fn forget(&self, live_stream_id: &str) {
+        lock(&self.inner.lifecycles).remove(live_stream_id);
+        lock(&self.inner.playback_cache).retain(|_, c| {
+            c.value
+                .as_ref()
+                .is_none_or(|t| t.live_stream_id != live_stream_id)
+        });
+    }
+
+    /// Decides on a publish with stream key `key`.
+    pub async fn admit(&self, key: &str) -> Result<Admission, AdmitError> {
+        let s = self
+            .inner
+            .store
+            .live_stream_by_key(key)
+            .await?
+            .ok_or(AdmitError::UnknownKey)?;
+        let before = self.lifecycle_of(&s).status();
+        match self.apply(&s, Input::PublisherConnected) {
+            Ok(_) => {}
+            Err(r) if r.status == Status::Disabled => return Err(AdmitError::Disabled(s.id)),
+            Err(_) => return Err(AdmitError::AlreadyPublishing(s.id)),
+        }
+        Ok(Admission {
+            resumed: before == Status::Reconnecting,
+            live_stream_id: s.id,
+            latency_mode: s.latency_mode,
+            ladder: s.ladder,
+            reconnect_window: Duration::from_secs(s.reconnect_window),
+        })
+    }
+
+    /// Whether `live_stream_id` is in preview (watchable only by operators).
+    pub fn in_preview(&self, live_stream_id: &str) -> bool {
+        lock(&self.inner.lifecycles)
+            .get(live_stream_id)
+            .is_some_and(|l| matches!(l.status(), Status::Preview | Status::Connected))
+    }
+
+    /// The live stream a playback id plays, if the id exists (cached for [`CACHE_TTL`]).
+    pub async fn playback(&self, playback_id: &str) -> Result<Option<PlaybackTarget>, StoreError> {
+        if !Kind::PlaybackId.matches(playback_id) {
+            return Ok(None);
+        }
+        if let Some(c) = lock(&self.inner.playback_cache).get(playback_id) {
+            if c.at.elapsed() < CACHE_TTL {
+                return Ok(c.value.clone());
+            }
+        }
+        let value =
+            self.inner
+                .store
+                .playback_id(playback_id)
+                .await?
+                .map(|(live_stream_id, policy)| PlaybackTarget {
+                    live_stream_id,
+                    policy,
+                });
+        let mut cache = lock(&self.inner.playback_cache);
+        if cache.len() > 100_000 {
+            cache.clear();
+        }
+        cache.insert(
+            playback_id.to_string(),
+            Cached {
+                at: Instant::now(),
+                value: value.clone(),
+            },
+        );
+        Ok(value)
+    }
+
+    /// Drops a playback id from the cache (after it was deleted here).
+    pub fn invalidate_playback(&self, playback_id: &str) {
+        lock(&self.inner.playback_cache).remove(playback_id);
+    }
+
+    /// Drops a signing key from the cache (after it was deleted here).
+    pub fn invalidate_key(&self, key_id: &str) {
+        lock(&self.inner.key_cache).remove(key_id);
+    }
+
+    async fn public_key(&self, kid: &str) -> Result<Option<[u8; 32]>, StoreError> {
+        if !Kind::SigningKey.matches(kid) {
+            return Ok(None);
+        }
+        if let Some(c) = lock(&self.inner.key_cache).get(kid) {
+            if c.at.elapsed() < CACHE_TTL {
+                return Ok(c.value);
+            }
+        }
+        let value = self
+            .inner
+            .store
+            .signing_key(kid)
+            .await?
+            .map(|k| k.public_key);
+        let mut cache = lock(&self.inner.key_cache);
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(
+            kid.to_string(),
+            Cached {
+                at: Instant::now(),
+                value,
+            },
+        );
+        Ok(value)
+    }
+
+    /// Verifies a viewer's JWT for `playback_id` now.
+    pub async fn verify_jwt(&self, playback_id: &str, token: &str) -> Result<Audience, TokenError> {
+        let kid = jsonwebtoken::decode_header(token)
+            .ok()
+            .and_then(|h| h.kid)
+            .unwrap_or_default();
+        let key = if token.len() <= playback::MAX_JWT_LEN {
+            self.public_key(&kid).await.ok().flatten()
+        } else {
+            None
+        };
+        playback::verify_jwt(token, playback_id, |_| key, now_ms() / 1000)
+    }
+
+    /// The media token for `playback_id` and `aud` now.
+    pub fn media_token(&self, playback_id: &str, aud: Audience) -> String {
+        self.inner.media.issue(playback_id, aud, now_ms() / 1000)
+    }
+
+    /// Checks a media token for `playback_id` now.
+    pub fn verify_media_token(&self, playback_id: &str, token: &str) -> Option<Audience> {
+        self.inner.media.verify(playback_id, token, now_ms() / 1000)
+    }
+
+    /// Stops the status writer after it wrote what is queued.
+    pub async fn shutdown(&self) {
+        let task = lock(&self.inner.writer).take();
+        // The sender lives in `inner`; closing the receiver side happens when every clone
+        // is dropped, so wait for the queue to drain instead.
+        if let Some(task) = task {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while self.inner.writes.capacity() < WRITE_QUEUE && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The OpenAPI 3.1 document, generated from these annotations and the models' schemas.
+//! Each function here stands for one route of [`crate::api::ROUTES`]; a test checks that the
+//! two lists agree.
+#![allow(dead_code)]
+
+use crate::api::ErrorBody;
+use crate::model::*;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta", security(()),
+    responses((status = 200, description = "This document")))]
+fn openapi_doc() {}
+
+#[utoipa::path(post, path = "/v1/live-streams", tag = "live-streams", request_body(content = CreateLiveStream, description = "Optional; every field has a default"),
+    responses((status = 201, body = LiveStream), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+fn create_live_stream() {}
+
+#[utoipa::path(get, path = "/v1/live-streams", tag = "live-streams",
+    params(("limit" = Option<u32>, Query, description = "1–100, default 25"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = List<LiveStream>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+fn list_live_streams() {}
+
+#[utoipa::path(get, path = "/v1/live-streams/{id}", tag = "live-streams", params(("id" = String, Path)),
+    responses((status = 200, body = LiveStream), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+fn get_live_stream() {}
+
+#[utoipa::path(patch, path = "/v1/live-streams/{id}", tag = "live-streams", params(("id" = String, Path)), request_body = UpdateLiveStream,
+    responses((status = 200, body = LiveStream), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+fn update_live_stream() {}
+
+#[utoipa::path(delete, path = "/v1/live-streams/{id}", tag = "live-streams", params(("id" = String, Path)),
+    responses((status = 204, description = "Deleted; a broadcast in progress ends"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+fn delete_live_stream() {}
+
+#[utoipa::path(post, path = "/v1/live-streams/{id}/reset-stream-key", tag = "live-streams", params(("id" = String, Path)),
+    responses((status = 200, body = LiveStream, description = "With the new key; the old one stops working and its publisher is disconnected"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+fn reset_stream_key() {}
+
+#[utoipa::path(post, path = "/v1/live-streams/{id}/disable", tag = "live-streams", params(("id" = String, Path)),
+    responses((status = 200, body = LiveStream), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+fn disable_live_stream() {}
+
+#[utoipa::path(post, path = "/v1/live-streams/{id}/enable", tag = "live-streams", params(("id" = String, Path)),
+    responses((status = 200, body = LiveStream), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+fn enable_live_stream() {}
+
+#[utoipa::path(post, path = "/v1/live-streams/{id}/complete", tag = "live-streams", params(("id" = String, Path)),
+    responses((status = 200, body = LiveStream, description = "The broadcast ends now"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+fn complete_live_stream() {}
+
+#[utoipa::path(post, path = "/v1/live-streams/{id}/start", tag = "live-streams", params(("id" = String, Path)),
+    responses((status = 200, body = LiveStream, description = "preview becomes active"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+fn start_live_stream() {}
+
+#[utoipa::path(post, path = "/v1/live-streams/{id}/playback-ids", tag = "live-streams", params(("id" = String, Path)), request_body = CreatePlaybackId,
+    responses((status = 201, body = PlaybackId), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+fn create_playback_id() {}
+
+#[utoipa::path(delete, path = "/v1/live-streams/{id}/playback-ids/{playback_id}", tag = "live-streams", params(("id" = String, Path), ("playback_id" = String, Path)),
+    responses((status = 204, description = "It stops playing within one target duration"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+fn delete_playback_id() {}
+
+#[utoipa::path(post, path = "/v1/signing-keys", tag = "signing-keys",
+    responses((status = 201, body = NewSigningKey, description = "The private key, shown this once"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+fn create_signing_key() {}
+
+#[utoipa::path(get, path = "/v1/signing-keys", tag = "signing-keys",
+    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = List<SigningKey>), (status = 401, body = ErrorBody)))]
+fn list_signing_keys() {}
+
+#[utoipa::path(get, path = "/v1/signing-keys/{id}", tag = "signing-keys", params(("id" = String, Path)),
+    responses((status = 200, body = SigningKey), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+fn get_signing_key() {}
+
+#[utoipa::path(delete, path = "/v1/signing-keys/{id}", tag = "signing-keys", params(("id" = String, Path)),
+    responses((status = 204, description = "Tokens it signed stop verifying"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+fn delete_signing_key() {}
+
+#[utoipa::path(post, path = "/v1/api-tokens", tag = "api-tokens", request_body = CreateApiToken,
+    responses((status = 201, body = NewApiToken, description = "The token, shown this once"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+fn create_api_token() {}
+
+#[utoipa::path(get, path = "/v1/api-tokens", tag = "api-tokens",
+    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = List<ApiToken>), (status = 401, body = ErrorBody)))]
+fn list_api_tokens() {}
+
+#[utoipa::path(get, path = "/v1/api-tokens/{id}", tag = "api-tokens", params(("id" = String, Path)),
+    responses((status = 200, body = ApiToken), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+fn get_api_token() {}
+
+#[utoipa::path(delete, path = "/v1/api-tokens/{id}", tag = "api-tokens", params(("id" = String, Path)),
+    responses((status = 204, description = "It stops working at once"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+fn delete_api_token() {}
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let c = openapi.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Sigma API", description = "Live streams, playback ids, signing keys and API tokens."),
+    paths(openapi_doc, create_live_stream, list_live_streams, get_live_stream, update_live_stream, delete_live_stream,
+        reset_stream_key, disable_live_stream, enable_live_stream, complete_live_stream, start_live_stream,
+        create_playback_id, delete_playback_id, create_signing_key, list_signing_keys, get_signing_key, delete_signing_key,
+        create_api_token, list_api_tokens, get_api_token, delete_api_token),
+    components(schemas(ErrorBody, crate::lifecycle::Status)),
+    modifiers(&Bearer),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;

@@ -1,0 +1,683 @@
+//! The control plane's store and REST API, run against both backends: SQLite in a temp dir
+//! and a real PostgreSQL cluster started for the test. In process: requests go straight to
+//! the hyper service.
+
+mod postgres;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use rand::SeedableRng;
+use serde_json::{Value, json};
+use sigma_control::api::{self, Api, ROUTES};
+use sigma_control::control::{AdmitError, Control, ControlConfig};
+use sigma_control::lifecycle::{Input, Status};
+use sigma_control::model::LatencyMode;
+use sigma_control::{Command, Store};
+use std::net::IpAddr;
+
+const ADMIN: &str = "sgt_test-admin-token-of-enough-length-000000000";
+
+struct Client {
+    api: Api,
+    control: Control,
+    ip: IpAddr,
+}
+
+impl Client {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        self.raw(method, path, token, Bytes::from(body)).await
+    }
+
+    async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Bytes,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = self
+            .api
+            .handle(req.body(Full::new(body)).unwrap(), self.ip)
+            .await;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        (status, v)
+    }
+
+    async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call(method, path, Some(ADMIN), body).await
+    }
+}
+
+async fn client(url: &str, seed: u64) -> Client {
+    let store = Store::open(url).await.unwrap();
+    let config = ControlConfig {
+        rtmp_base: "rtmp://127.0.0.1:1935/live".into(),
+        http_base: "http://127.0.0.1:8080".into(),
+        default_latency: LatencyMode::Low,
+        ladders: vec!["default".into()],
+        admin_token: Some(ADMIN.into()),
+    };
+    let control = Control::start(
+        store,
+        config,
+        Box::new(rand::rngs::StdRng::seed_from_u64(seed)),
+    )
+    .await
+    .unwrap();
+    Client {
+        api: Api::new(control.clone()),
+        control,
+        ip: "127.0.0.1".parse().unwrap(),
+    }
+}
+
+/// The suite both backends pass.
+async fn suite(url: &str) {
+    let c = client(url, 1).await;
+
+    // Create with defaults.
+    let (s, ls) = c.admin("POST", "/v1/live-streams", None).await;
+    assert_eq!(s, StatusCode::CREATED, "{ls}");
+    let id = ls["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("ls_"));
+    assert_eq!(ls["status"], "idle");
+    assert_eq!(ls["latency_mode"], "low", "the server's default");
+    assert_eq!(ls["playback_policy"], "public");
+    assert_eq!(ls["reconnect_window"], 10);
+    assert_eq!(ls["auto_start"], true);
+    assert_eq!(ls["ladder"], Value::Null);
+    let key = ls["stream_key"].as_str().unwrap().to_string();
+    assert!(key.len() >= 22);
+    assert_eq!(
+        ls["ingest"]["rtmp"],
+        format!("rtmp://127.0.0.1:1935/live/{key}")
+    );
+    let pid = ls["playback_ids"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        ls["playback"]["hls"],
+        format!("http://127.0.0.1:8080/v/{pid}/index.m3u8")
+    );
+    assert!(
+        !ls["playback"].to_string().contains(&key),
+        "the key is not in playback URLs"
+    );
+    assert!(ls["created_at"].as_str().unwrap().ends_with('Z'));
+
+    // Create with every field.
+    let body = json!({"name": "Town hall", "latency_mode": "ultra-low", "playback_policy": "signed",
+        "reconnect_window": 30, "auto_start": false, "ladder": "default", "metadata": {"room": "a"}});
+    let (s, full) = c.admin("POST", "/v1/live-streams", Some(body)).await;
+    assert_eq!(s, StatusCode::CREATED, "{full}");
+    assert_eq!(full["latency_mode"], "ultra-low");
+    assert_eq!(full["playback_ids"][0]["policy"], "signed");
+    assert_eq!(full["metadata"]["room"], "a");
+    let full_id = full["id"].as_str().unwrap().to_string();
+
+    // Get, list, paginate.
+    let (s, got) = c
+        .admin("GET", &format!("/v1/live-streams/{id}"), None)
+        .await;
+    assert_eq!((s, got["id"].clone()), (StatusCode::OK, json!(id)));
+    for _ in 0..3 {
+        c.admin("POST", "/v1/live-streams", None).await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(cur) => format!("/v1/live-streams?limit=2&cursor={cur}"),
+            None => "/v1/live-streams?limit=2".into(),
+        };
+        let (s, page) = c.admin("GET", &path, None).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        for x in page["data"].as_array().unwrap() {
+            seen.push(x["id"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(n) => cursor = Some(n.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    let mut dedup = seen.clone();
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!(dedup.len(), 5, "no repeats across pages");
+    assert_eq!(
+        c.admin("GET", "/v1/live-streams?limit=101", None).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        c.admin("GET", "/v1/live-streams?cursor=%%%", None).await.0,
+        StatusCode::BAD_REQUEST
+    );
+
+    // Patch.
+    let (s, p) = c
+        .admin(
+            "PATCH",
+            &format!("/v1/live-streams/{id}"),
+            Some(json!({"name": "renamed", "reconnect_window": 60})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(
+        (p["name"].clone(), p["reconnect_window"].clone()),
+        (json!("renamed"), json!(60))
+    );
+    let (_, p) = c
+        .admin("GET", &format!("/v1/live-streams/{id}"), None)
+        .await;
+    assert_eq!(p["name"], "renamed", "stored");
+
+    // Admission by key, lifecycle, reset, disable.
+    let mut commands = c.control.commands();
+    let a = c.control.admit(&key).await.unwrap();
+    assert_eq!(a.live_stream_id, id);
+    assert!(matches!(
+        c.control.admit(&key).await,
+        Err(AdmitError::AlreadyPublishing(_))
+    ));
+    assert!(matches!(
+        c.control.admit("not-a-key").await,
+        Err(AdmitError::UnknownKey)
+    ));
+    c.control.report(&id, Input::FirstSegment);
+    assert_eq!(
+        c.admin("GET", &format!("/v1/live-streams/{id}"), None)
+            .await
+            .1["status"],
+        "active"
+    );
+    let (s, reset) = c
+        .admin(
+            "POST",
+            &format!("/v1/live-streams/{id}/reset-stream-key"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let new_key = reset["stream_key"].as_str().unwrap().to_string();
+    assert_ne!(new_key, key);
+    assert_eq!(
+        commands.recv().await.unwrap(),
+        Command::DisconnectPublisher {
+            live_stream_id: id.clone()
+        }
+    );
+    c.control.report(&id, Input::PublisherLost);
+    assert!(
+        matches!(c.control.admit(&key).await, Err(AdmitError::UnknownKey)),
+        "old key refused"
+    );
+    assert!(
+        c.control.admit(&new_key).await.unwrap().resumed,
+        "the new key resumes the broadcast"
+    );
+    let (s, d) = c
+        .admin("POST", &format!("/v1/live-streams/{id}/disable"), None)
+        .await;
+    assert_eq!(
+        (s, d["status"].clone()),
+        (StatusCode::OK, json!("disabled"))
+    );
+    assert_eq!(
+        commands.recv().await.unwrap(),
+        Command::EndBroadcast {
+            live_stream_id: id.clone()
+        }
+    );
+    assert!(matches!(
+        c.control.admit(&new_key).await,
+        Err(AdmitError::Disabled(_))
+    ));
+    assert_eq!(
+        c.admin("POST", &format!("/v1/live-streams/{id}/start"), None)
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+    let (_, e) = c
+        .admin("POST", &format!("/v1/live-streams/{id}/enable"), None)
+        .await;
+    assert_eq!(e["status"], "idle");
+    // Transitions are stored with their time (the writer is asynchronous).
+    let mut tries = 0;
+    loop {
+        let t = c.control.store().transitions(&id).await.unwrap();
+        let names: Vec<Status> = t.iter().map(|x| x.0).collect();
+        if names.ends_with(&[Status::Disabled, Status::Idle]) {
+            assert_eq!(names[0], Status::Idle);
+            assert!(names.contains(&Status::Active) && names.contains(&Status::Reconnecting));
+            break;
+        }
+        tries += 1;
+        assert!(tries < 100, "{names:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    // Preview without auto_start, then start.
+    let k2 = full["stream_key"].as_str().unwrap();
+    c.control.admit(k2).await.unwrap();
+    c.control.report(&full_id, Input::FirstSegment);
+    assert_eq!(
+        c.admin("GET", &format!("/v1/live-streams/{full_id}"), None)
+            .await
+            .1["status"],
+        "preview"
+    );
+    assert!(c.control.in_preview(&full_id));
+    let (_, st) = c
+        .admin("POST", &format!("/v1/live-streams/{full_id}/start"), None)
+        .await;
+    assert_eq!(st["status"], "active");
+    let (_, done) = c
+        .admin(
+            "POST",
+            &format!("/v1/live-streams/{full_id}/complete"),
+            None,
+        )
+        .await;
+    assert_eq!(done["status"], "idle");
+
+    // Playback ids.
+    let (s, p2) = c
+        .admin(
+            "POST",
+            &format!("/v1/live-streams/{id}/playback-ids"),
+            Some(json!({"policy": "signed"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{p2}");
+    let p2 = p2["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        c.control
+            .playback(&p2)
+            .await
+            .unwrap()
+            .unwrap()
+            .live_stream_id,
+        id
+    );
+    assert_eq!(
+        c.admin(
+            "DELETE",
+            &format!("/v1/live-streams/{id}/playback-ids/{p2}"),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        c.control.playback(&p2).await.unwrap(),
+        None,
+        "gone at once on this node"
+    );
+    assert_eq!(
+        c.admin(
+            "DELETE",
+            &format!("/v1/live-streams/{id}/playback-ids/{p2}"),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Signing keys and tokens.
+    let (s, k) = c.admin("POST", "/v1/signing-keys", None).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(k["algorithm"], "EdDSA");
+    assert!(
+        k["private_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN PRIVATE KEY-----")
+    );
+    let kid = k["id"].as_str().unwrap().to_string();
+    let (_, keys) = c.admin("GET", "/v1/signing-keys", None).await;
+    assert!(
+        keys["data"][0].get("private_key").is_none(),
+        "shown only once"
+    );
+    assert_eq!(
+        c.admin("GET", &format!("/v1/signing-keys/{kid}"), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        c.admin("DELETE", &format!("/v1/signing-keys/{kid}"), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        c.admin("GET", &format!("/v1/signing-keys/{kid}"), None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+
+    let (s, rt) = c
+        .admin(
+            "POST",
+            "/v1/api-tokens",
+            Some(json!({"name": "dash", "scopes": ["read"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{rt}");
+    let read = rt["token"].as_str().unwrap().to_string();
+    let (_, wt) = c
+        .admin(
+            "POST",
+            "/v1/api-tokens",
+            Some(json!({"name": "app", "scopes": ["read", "write"]})),
+        )
+        .await;
+    let write = wt["token"].as_str().unwrap().to_string();
+    let (_, tokens) = c.admin("GET", "/v1/api-tokens", None).await;
+    assert!(
+        !tokens.to_string().contains(&read),
+        "tokens are never listed"
+    );
+    assert_eq!(
+        c.call("GET", "/v1/live-streams", Some(&read), None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        c.call("POST", "/v1/live-streams", Some(&read), None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        c.call("POST", "/v1/live-streams", Some(&write), None)
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+
+    // Every route: 401 without a token, 403 for writes with a read token.
+    for (method, template) in ROUTES {
+        let path = template.replace("{id}", &id).replace("{playback_id}", &pid);
+        if *template == "/v1/openapi.json" {
+            assert_eq!(c.call(method, &path, None, None).await.0, StatusCode::OK);
+            continue;
+        }
+        let anon = Client {
+            api: c.api.clone(),
+            control: c.control.clone(),
+            ip: "10.9.9.9".parse().unwrap(),
+        };
+        let (s, e) = anon.call(method, &path, None, None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path}: {e}");
+        assert_eq!(e["error"]["code"], "unauthorized");
+        if *method != "GET" {
+            assert_eq!(
+                c.call(method, &path, Some(&read), None).await.0,
+                StatusCode::FORBIDDEN,
+                "{method} {path}"
+            );
+        }
+    }
+    let rid = rt["id"].as_str().unwrap();
+    assert_eq!(
+        c.admin("DELETE", &format!("/v1/api-tokens/{rid}"), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        c.call("GET", "/v1/live-streams", Some(&read), None).await.0,
+        StatusCode::UNAUTHORIZED,
+        "deleted"
+    );
+
+    // Bad input: clear errors, nothing changed.
+    let before = c.admin("GET", "/v1/live-streams?limit=100", None).await.1["data"]
+        .as_array()
+        .unwrap()
+        .len();
+    let bad = |body: &'static str| {
+        c.raw(
+            "POST",
+            "/v1/live-streams",
+            Some(ADMIN),
+            Bytes::from_static(body.as_bytes()),
+        )
+    };
+    let (s, e) = bad("{\"name\": ").await;
+    assert_eq!(
+        (s, e["error"]["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_json"))
+    );
+    let (s, e) = bad("{\"latency_mode\": \"fast\"}").await;
+    assert_eq!(
+        (s, e["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("latency_mode"))
+    );
+    let (s, e) = bad("{\"reconnect_window\": \"ten\"}").await;
+    assert_eq!(
+        (s, e["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("reconnect_window"))
+    );
+    let (s, _) = bad("{\"colour\": 1}").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, e) = bad("{\"reconnect_window\": 1801}").await;
+    assert_eq!(
+        (s, e["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("reconnect_window"))
+    );
+    let (s, _) = bad("[1, 2]").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, e) = c
+        .raw(
+            "POST",
+            "/v1/live-streams",
+            Some(ADMIN),
+            Bytes::from(vec![b' '; 70 << 10]),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].clone()),
+        (StatusCode::PAYLOAD_TOO_LARGE, json!("body_too_large"))
+    );
+    assert_eq!(
+        c.admin("GET", "/v1/live-streams/ls_nope", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        c.admin("GET", "/v1/live-streams/ls_AAAAAAAAAAAAAAAAAAAAAA", None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        c.admin("GET", "/v1/live-streams/../../etc", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        c.admin("GET", "/v1/nothing", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        c.admin("PUT", "/v1/live-streams", None).await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        c.admin("GET", &format!("/v1/live-streams/{id}?x=1"), None)
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    let after = c.admin("GET", "/v1/live-streams?limit=100", None).await.1["data"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after, "bad requests created nothing");
+
+    // Delete.
+    assert_eq!(
+        c.admin("DELETE", &format!("/v1/live-streams/{id}"), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        c.admin("GET", &format!("/v1/live-streams/{id}"), None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        matches!(c.control.admit(&new_key).await, Err(AdmitError::UnknownKey)),
+        "deleted key refused"
+    );
+    assert_eq!(c.control.playback(&pid).await.unwrap(), None);
+
+    // Failed attempts are limited per address; others are not harmed.
+    let attacker = Client {
+        api: c.api.clone(),
+        control: c.control.clone(),
+        ip: "10.1.2.3".parse().unwrap(),
+    };
+    let mut codes = Vec::new();
+    for _ in 0..25 {
+        codes.push(
+            attacker
+                .call("GET", "/v1/live-streams", Some("sgt_guess"), None)
+                .await
+                .0,
+        );
+    }
+    assert_eq!(
+        codes.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{codes:?}"
+    );
+    assert_eq!(
+        attacker
+            .call("GET", "/v1/live-streams", Some(ADMIN), None)
+            .await
+            .0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        c.admin("GET", "/v1/live-streams", None).await.0,
+        StatusCode::OK
+    );
+
+    c.control.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_backend_passes_the_suite() {
+    let dir = std::env::temp_dir().join(format!("sigma-control-sqlite-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    suite(&Store::sqlite_url(&dir.join("control.db"))).await;
+    // Reopening applies no migration twice and keeps the data.
+    let store = Store::open(&Store::sqlite_url(&dir.join("control.db")))
+        .await
+        .unwrap();
+    assert!(!store.live_streams(None, 10).await.unwrap().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_backend_passes_the_suite_and_two_nodes_share_it() {
+    let pg = postgres::Postgres::start();
+    suite(&pg.database("suite")).await;
+
+    // Two nodes on one database see each other's live streams.
+    let url = pg.database("shared");
+    let a = client(&url, 10).await;
+    let b = client(&url, 11).await;
+    let (_, ls) = a
+        .admin("POST", "/v1/live-streams", Some(json!({"name": "from a"})))
+        .await;
+    let id = ls["id"].as_str().unwrap();
+    let (s, seen) = b
+        .admin("GET", &format!("/v1/live-streams/{id}"), None)
+        .await;
+    assert_eq!((s, seen["name"].clone()), (StatusCode::OK, json!("from a")));
+    // A key reset on one node is refused at the other's admission.
+    let old = ls["stream_key"].as_str().unwrap();
+    a.admin(
+        "POST",
+        &format!("/v1/live-streams/{id}/reset-stream-key"),
+        None,
+    )
+    .await;
+    assert!(matches!(
+        b.control.admit(old).await,
+        Err(AdmitError::UnknownKey)
+    ));
+    // Both agree on the media-token secret.
+    let pid = ls["playback_ids"][0]["id"].as_str().unwrap();
+    let t = a
+        .control
+        .media_token(pid, sigma_control::playback::Audience::View);
+    assert!(b.control.verify_media_token(pid, &t).is_some());
+}
+
+#[test]
+fn every_route_is_in_the_openapi_document_and_it_validates() {
+    let doc = api::openapi();
+    let v: Value = serde_json::to_value(&doc).unwrap();
+    assert_eq!(v["openapi"].as_str().unwrap().get(..3), Some("3.1"));
+    for (method, template) in ROUTES {
+        let op = &v["paths"][template][method.to_lowercase()];
+        assert!(
+            op.is_object(),
+            "{method} {template} missing from openapi.json"
+        );
+    }
+    let documented: usize = v["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        documented,
+        ROUTES.len(),
+        "every documented operation is routed"
+    );
+    // An independent validator (openapi-spec-validator, from PyPI, installed by the scripts).
+    let path = std::env::temp_dir().join(format!("sigma-openapi-{}.json", std::process::id()));
+    std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&path)
+        .output()
+        .expect("python3");
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
