@@ -163,6 +163,8 @@ impl State {
 struct Shared {
     state: RwLock<State>,
     notify: Notify,
+    /// Set by [`Subscriber::revoke`]: the producer's next push fails.
+    revoked: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -194,6 +196,7 @@ pub fn channel(window: Window) -> (Producer, Subscriber) {
             closed: None,
         }),
         notify: Notify::new(),
+        revoked: std::sync::atomic::AtomicBool::new(false),
     });
     (
         Producer {
@@ -271,8 +274,16 @@ impl Producer {
     /// Appends a frame and wakes waiting consumers. Never waits for a consumer.
     ///
     /// Errors: [`Error::UnknownTrack`] when no stream info was set or the frame's track is not
-    /// in it; [`Error::LimitExceeded`] when the frame alone is larger than the byte window.
+    /// in it; [`Error::LimitExceeded`] when the frame alone is larger than the byte window;
+    /// [`Error::Revoked`] once a consumer side [revoked](Subscriber::revoke) the bus.
     pub fn push(&mut self, frame: Frame) -> Result<(), Error> {
+        if self
+            .shared
+            .revoked
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Err(Error::Revoked);
+        }
         let Some(primary) = self.primary else {
             return Err(Error::UnknownTrack(frame.track().0));
         };
@@ -361,6 +372,23 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
+    /// Tells the producer to stop: its next [`push`](Producer::push) fails with
+    /// [`Error::Revoked`], so an ingest driver closes the publisher's connection (a disabled
+    /// stream, a reset key). Frames already in the window stay readable.
+    pub fn revoke(&self) {
+        self.shared
+            .revoked
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.shared.notify.notify_waiters();
+    }
+
+    /// Whether [`revoke`](Self::revoke) was called.
+    pub fn is_revoked(&self) -> bool {
+        self.shared
+            .revoked
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// A consumer that starts at the newest group in the window (or, if there is none yet, at
     /// the next group the producer starts).
     pub fn subscribe(&self) -> Consumer {
@@ -528,6 +556,24 @@ mod tests {
             }
         }
         assert_eq!(frames, n);
+    }
+
+    #[test]
+    fn a_revoked_bus_refuses_the_producer_and_keeps_what_it_has() {
+        let full = info(1);
+        let audio = StreamInfo::new(1, vec![full.track(A).unwrap().clone()]).unwrap();
+        let (mut p, sub) = channel(Window::default());
+        p.set_info(audio);
+        let mut c = sub.subscribe();
+        p.push(Frame::new(A, 0, 0, true, Bytes::from_static(b"aac")))
+            .unwrap();
+        assert!(!sub.is_revoked());
+        sub.revoke();
+        assert!(sub.is_revoked());
+        let e = p.push(Frame::new(A, 1024, 1024, true, Bytes::from_static(b"aac")));
+        assert_eq!(e, Err(crate::Error::Revoked));
+        assert!(matches!(c.pull(), Some(Event::Info(_))));
+        assert!(matches!(c.pull(), Some(Event::Frame(_))));
     }
 
     fn info(generation: u64) -> Arc<StreamInfo> {

@@ -37,4 +37,8 @@ pub enum Error {
     /// (or no stream info was set before the first frame).
     #[error("frame for unknown track {0}")]
     UnknownTrack(u32),
+    /// The bus was revoked by its consumer side ([`Subscriber::revoke`](crate::bus::Subscriber::revoke)):
+    /// the publisher must stop.
+    #[error("the stream no longer accepts this publisher")]
+    Revoked,
 }
