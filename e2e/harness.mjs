@@ -39,7 +39,7 @@ function sample(playingDate, target) {
 
 const hlsjsPage = (src) => `<!doctype html><html><body>
 <video id="video" muted autoplay playsinline></video>
-<script>${readFileSync(join(here, '..', 'examples', 'assets', 'hls.min.js'), 'utf8')}</script>
+<script>${readFileSync(join(here, '..', 'sigma-server', 'assets', 'hls.min.js'), 'utf8')}</script>
 <script>
 ${statsScript}
 const hls = window.hls = new Hls({ lowLatencyMode: true });

@@ -16,9 +16,9 @@
 //! `-- --seconds N`, default 20; `--repeat N` alternating runs of each, default 2;
 //! `--latency-seconds N`, default 10).
 
-use bytes::Bytes;
 use sigma_core::bus::{self, Window};
-use sigma_core::{CodecConfig, Frame, H264Config, StreamInfo, TrackId, TrackInfo};
+use sigma_core::media::{Media, VIDEO};
+use sigma_core::{CodecConfig, Frame, StreamInfo, TrackId};
 use sigma_transcode::decode::{DecoderOptions, Picture, VideoDecoder};
 use sigma_transcode::encode::{H264Encoder, Preset};
 use sigma_transcode::filter::{Size, VideoFilter, VideoInput, VideoProcessing};
@@ -48,58 +48,18 @@ fn cpu_seconds() -> (f64, f64) {
     )
 }
 
-fn avcc(sps: &[u8], pps: &[u8]) -> Bytes {
-    let mut b = vec![1, sps[1], sps[2], sps[3], 0xff, 0xe1];
-    b.extend_from_slice(&(sps.len() as u16).to_be_bytes());
-    b.extend_from_slice(sps);
-    b.push(1);
-    b.extend_from_slice(&(pps.len() as u16).to_be_bytes());
-    b.extend_from_slice(pps);
-    Bytes::from(b)
-}
-
-/// The source's video track as sigma-core frames at 90 kHz, in decode order.
+/// The source's video track as sigma-core frames at 90 kHz, in decode order (sigma-core's
+/// test-media reader; the audio is left out).
 fn read_source(path: &Path) -> (std::sync::Arc<StreamInfo>, Vec<Frame>) {
-    let data = std::fs::read(path).expect("source");
-    let size = data.len() as u64;
-    let mut r = mp4::Mp4Reader::read_header(std::io::Cursor::new(data), size).expect("mp4");
-    let (id, ts, config) = r
-        .tracks()
-        .values()
-        .find(|t| matches!(t.track_type(), Ok(mp4::TrackType::Video)))
-        .map(|t| {
-            let c = H264Config::from_avcc(avcc(
-                t.sequence_parameter_set().expect("sps"),
-                t.picture_parameter_set().expect("pps"),
-            ))
-            .expect("avcC");
-            (t.track_id(), t.timescale(), c)
-        })
-        .expect("a video track");
-    let mut frames = Vec::new();
-    for s in 1..=r.sample_count(id).expect("samples") {
-        let Some(sample) = r.read_sample(id, s).expect("sample") else {
-            continue;
-        };
-        let dts = sigma_core::time::rescale(sample.start_time as i64, ts, 90_000);
-        let pts = sigma_core::time::rescale(
-            sample.start_time as i64 + i64::from(sample.rendering_offset),
-            ts,
-            90_000,
-        );
-        frames.push(Frame::new(
-            TrackId(1),
-            dts,
-            pts,
-            sample.is_sync,
-            sample.bytes,
-        ));
-    }
-    let info = StreamInfo::new(
-        1,
-        vec![TrackInfo::new(TrackId(1), 90_000, CodecConfig::H264(config)).expect("track")],
-    )
-    .expect("info");
+    let media = Media::open(path).expect("source");
+    let video = media.info().track(VIDEO).expect("a video track").clone();
+    let info = StreamInfo::new(1, vec![video]).expect("info");
+    let frames = media
+        .frames()
+        .iter()
+        .filter(|f| f.track() == VIDEO)
+        .cloned()
+        .collect();
     (info, frames)
 }
 

@@ -31,7 +31,7 @@ for mode in "${modes[@]}"; do
   pids+=($!)
   # Let the playlist fill before the player starts (normal mode needs a few 6 s segments).
   case "$mode" in normal) sleep 20 ;; low) sleep 5 ;; *) sleep 3 ;; esac
-  json="$(node e2e/play.mjs "http://127.0.0.1:$http_port/player/bench" --seconds "$seconds" --settle 5 || true)"
+  json="$(node e2e/play.mjs "http://127.0.0.1:$http_port/live/bench/player" --seconds "$seconds" --settle 5 || true)"
   echo "$json" > "$work/result-$mode.json"
   node -e '
     const r = JSON.parse(process.argv[1] || "{}");

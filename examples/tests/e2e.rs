@@ -149,7 +149,9 @@ fn unknown_stream_is_404() {
         "/live/nothing/video.m3u8",
         "/live/../../etc/passwd",
         "/other/x/index.m3u8",
-        "/player/bad%20name",
+        "/live/bad%20name/player",
+        "/player/cam",
+        "/other/cam/player",
     ] {
         let (status, _) = server.get(path).expect("answer");
         assert_eq!(status, 404, "{path}");
@@ -181,8 +183,9 @@ stream_keys = ["s3cret"]
         .expect("ffmpeg gave up on the refused publish");
     assert!(!status.success(), "ffmpeg should fail on a refused publish");
     assert!(
-        server.log_text().contains("publish refused"),
-        "{}",
+        server.log_text().contains("publish refused")
+            && server.log_text().contains("NetStream.Publish.Denied"),
+        "a bad key is denied, not a bad name:\n{}",
         server.log_text()
     );
     assert_eq!(server.get("/live/cam/index.m3u8").map(|r| r.0), Some(404));

@@ -4,9 +4,9 @@
 
 mod support;
 
-use sigma_examples::load::media::Media;
-use sigma_examples::load::viewer::Mode;
-use sigma_examples::load::{self, Config};
+use sigma_load::Config;
+use sigma_load::media::Media;
+use sigma_load::viewer::Mode;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,7 +61,9 @@ fn two_streams_three_viewers_ultra_low() {
         .enable_all()
         .build()
         .unwrap();
-    let report = runtime.block_on(load::run(config)).expect("run starts");
+    let report = runtime
+        .block_on(sigma_load::run(config))
+        .expect("run starts");
     let context = || format!("{}\nserver log:\n{}", report.to_text(), server.log_text());
     assert!(report.clean(), "losses or errors:\n{}", context());
     assert_eq!(report.per_stream.len(), 2);
@@ -102,7 +104,7 @@ fn refuses_non_loopback_targets() {
         .enable_all()
         .build()
         .unwrap();
-    let err = runtime.block_on(load::run(config)).unwrap_err();
+    let err = runtime.block_on(sigma_load::run(config)).unwrap_err();
     assert!(err.to_string().contains("not a loopback address"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -42,7 +42,7 @@ fn misbehaving_peers_do_not_stop_a_healthy_stream() {
         for _ in 0..50 {
             let _ = write!(
                 s,
-                "GET /live/good/video.m3u8 HTTP/1.1\r\nHost: x\r\n\r\nGET /player/hls.min.js HTTP/1.1\r\nHost: x\r\n\r\n"
+                "GET /live/good/video.m3u8 HTTP/1.1\r\nHost: x\r\n\r\nGET /assets/hls.min.js HTTP/1.1\r\nHost: x\r\n\r\n"
             );
         }
         stalled_viewers.push(s);

@@ -16,12 +16,41 @@ pub struct StreamKey {
 }
 
 impl StreamKey {
+    /// Longest application, stream or rendition name [`valid_name`](Self::valid_name) accepts,
+    /// in bytes.
+    pub const MAX_NAME_LEN: usize = 64;
+
     /// A key for `app`/`name`.
     pub fn new(app: impl Into<String>, name: impl Into<String>) -> Self {
         StreamKey {
             app: app.into(),
             name: name.into(),
         }
+    }
+
+    /// Whether `name` is a valid application, stream or rendition name: 1 to
+    /// [`MAX_NAME_LEN`](Self::MAX_NAME_LEN) bytes of `A-Z a-z 0-9 _ -`. Such a name is safe as
+    /// a URL path segment, a file name and in an HTML page, so every stage checks names with
+    /// this one rule.
+    ///
+    /// ```
+    /// use sigma_core::StreamKey;
+    /// assert!(StreamKey::valid_name("cam-1_hd"));
+    /// assert!(!StreamKey::valid_name(""));
+    /// assert!(!StreamKey::valid_name("../etc"));
+    /// assert!(!StreamKey::valid_name(&"x".repeat(StreamKey::MAX_NAME_LEN + 1)));
+    /// ```
+    pub fn valid_name(name: &str) -> bool {
+        !name.is_empty()
+            && name.len() <= Self::MAX_NAME_LEN
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    }
+
+    /// Whether both the application and the stream name are [valid](Self::valid_name).
+    pub fn is_valid(&self) -> bool {
+        Self::valid_name(&self.app) && Self::valid_name(&self.name)
     }
 }
 
@@ -101,5 +130,40 @@ impl StreamEvent {
             | StreamEvent::FramesDropped { stream, .. }
             | StreamEvent::Unpublished { stream, .. } => stream,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in [
+            "a",
+            "live",
+            "cam1",
+            "A-Z_09",
+            &"n".repeat(StreamKey::MAX_NAME_LEN),
+        ] {
+            assert!(StreamKey::valid_name(ok), "{ok}");
+        }
+        let long = "n".repeat(StreamKey::MAX_NAME_LEN + 1);
+        for bad in [
+            "",
+            "a b",
+            "a/b",
+            "..",
+            "a.m3u8",
+            "caf\u{e9}",
+            "a?key=1",
+            "%2e",
+            &long,
+        ] {
+            assert!(!StreamKey::valid_name(bad), "{bad:?}");
+        }
+        assert!(StreamKey::new("live", "cam").is_valid());
+        assert!(!StreamKey::new("live", "").is_valid());
+        assert!(!StreamKey::new("li/ve", "cam").is_valid());
     }
 }

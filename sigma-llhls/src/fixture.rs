@@ -1,9 +1,9 @@
-//! Test inputs: the captured ffmpeg file in `testdata/` read into frames with the `mp4` crate,
-//! synthetic streams, and a reader for our own fMP4 output built on the `mp4` crate's box
-//! parsers.
+//! Test inputs: the captured ffmpeg file in `testdata/` read into frames (by sigma-core's
+//! `media` reader), synthetic streams, and a reader for our own fMP4 output built on the `mp4`
+//! crate's box parsers.
 
 use bytes::Bytes;
-use mp4::{BoxHeader, BoxType, MoofBox, ReadBox, WriteBox};
+use mp4::{BoxHeader, BoxType, MoofBox, ReadBox};
 use proptest::prelude::*;
 use sigma_core::time::rescale;
 use sigma_core::{AacConfig, CodecConfig, Frame, H264Config, StreamInfo, TrackId, TrackInfo};
@@ -64,62 +64,17 @@ pub fn synthetic_frames(seconds: u32, gop: u32) -> Vec<Frame> {
     frames
 }
 
-/// The captured file's tracks and frames: H.264 High with 3 B-frames rescaled to 90 kHz on
-/// track 1, AAC-LC 48 kHz on track 2, interleaved by decode time.
+/// The captured file's tracks and frames, read by sigma-core's test-media reader: H.264 High
+/// with 3 B-frames at 90 kHz on track 1, AAC-LC 48 kHz on track 2, interleaved by decode time.
 pub fn capture() -> (Arc<StreamInfo>, Vec<Frame>) {
     let data = testdata("testsrc2_bf3_aac.mp4");
     let len = data.len() as u64;
-    let mut r = mp4::Mp4Reader::read_header(Cursor::new(data), len).unwrap();
-    let mut ids: Vec<u32> = r.tracks().keys().copied().collect();
-    ids.sort();
-    let mut tracks = Vec::new();
-    let mut frames: Vec<(f64, Frame)> = Vec::new();
-    for id in ids {
-        let t = &r.tracks()[&id];
-        let ts = t.timescale();
-        let stsd = &t.trak.mdia.minf.stbl.stsd;
-        let (track, out_ts) = if let Some(avc1) = &stsd.avc1 {
-            let mut buf = Vec::new();
-            avc1.avcc.write_box(&mut buf).unwrap();
-            let cfg = H264Config::from_avcc(Bytes::from(buf).slice(8..)).unwrap();
-            (
-                TrackInfo::new(VIDEO, 90_000, CodecConfig::H264(cfg)).unwrap(),
-                90_000,
-            )
-        } else {
-            let esds = stsd.mp4a.as_ref().unwrap().esds.as_ref().unwrap();
-            let d = &esds.es_desc.dec_config.dec_specific;
-            let asc = (u16::from(d.profile) << 11)
-                | (u16::from(d.freq_index) << 7)
-                | (u16::from(d.chan_conf) << 3);
-            let cfg =
-                AacConfig::from_audio_specific_config(Bytes::copy_from_slice(&asc.to_be_bytes()))
-                    .unwrap();
-            (
-                TrackInfo::new(AUDIO, ts, CodecConfig::Aac(cfg)).unwrap(),
-                ts,
-            )
-        };
-        let count = r.sample_count(id).unwrap();
-        let tid = track.id();
-        tracks.push(track);
-        for i in 1..=count {
-            let s = r.read_sample(id, i).unwrap().unwrap();
-            let dts = rescale(s.start_time as i64, ts, out_ts);
-            let pts = rescale(
-                s.start_time as i64 + i64::from(s.rendering_offset),
-                ts,
-                out_ts,
-            );
-            let f = Frame::new(tid, dts, pts, s.is_sync, s.bytes);
-            frames.push((dts as f64 / f64::from(out_ts), f));
-        }
-    }
-    frames.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.track().cmp(&b.1.track())));
-    (
-        StreamInfo::new(1, tracks).unwrap(),
-        frames.into_iter().map(|(_, f)| f).collect(),
-    )
+    let media = sigma_core::media::Media::read(Cursor::new(data), len).expect("capture reads");
+    assert_eq!(
+        (VIDEO, AUDIO),
+        (sigma_core::media::VIDEO, sigma_core::media::AUDIO)
+    );
+    media.into_parts()
 }
 
 /// A sample read back from our fMP4.

@@ -268,7 +268,7 @@ fn decimal(s: &str) -> Option<u64> {
 fn route<'a>(prefix: &str, path: &'a str) -> Option<Route<'a>> {
     let rest = path.strip_prefix(prefix)?.strip_prefix('/')?;
     let parts: Vec<&str> = rest.split('/').collect();
-    let name = |s: &'a str| crate::origin::valid_name(s).then_some(s);
+    let name = |s: &'a str| sigma_core::StreamKey::valid_name(s).then_some(s);
     match parts.as_slice() {
         [stream, file] => {
             let stream = name(stream)?;
@@ -507,7 +507,7 @@ mod tests {
                     | Route::Part { stream, rendition, epoch, .. } => vec![stream, rendition, epoch],
                 };
                 for n in names {
-                    proptest::prop_assert!(crate::origin::valid_name(n), "{}", n);
+                    proptest::prop_assert!(sigma_core::StreamKey::valid_name(n), "{}", n);
                 }
             }
         }

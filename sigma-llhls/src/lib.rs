@@ -1,5 +1,41 @@
 //! CMAF fMP4 packaging and a Low-Latency HLS origin (draft-pantos-hls-rfc8216bis).
 //!
+//! ```
+//! use bytes::Bytes;
+//! use http_body_util::BodyExt;
+//! use sigma_core::bus::{self, Window};
+//! use sigma_core::{CodecConfig, Frame, H264Config, StreamInfo, TrackId, TrackInfo};
+//! use sigma_llhls::{HttpService, LatencyMode, Origin, PublishOptions};
+//!
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! // A stream's bus, as RTMP ingest or a transcoder produce it: H.264 at 90 kHz.
+//! let avcc = concat!(env!("CARGO_MANIFEST_DIR"), "/../sigma-core/testdata/x264_baseline_360p25.avcc");
+//! let h264 = H264Config::from_avcc(std::fs::read(avcc)?.into())?;
+//! let info = StreamInfo::new(1, vec![TrackInfo::new(TrackId(1), 90_000, CodecConfig::H264(h264))?])?;
+//! let (mut producer, subscriber) = bus::channel(Window::default());
+//! producer.set_info(info);
+//!
+//! // The origin packages it; the HTTP service answers players (mount it on your listener).
+//! let origin = Origin::new();
+//! let publication = origin.publish("cam", &subscriber, PublishOptions::new(LatencyMode::Low))?;
+//! for i in 0..100 {
+//!     // 4 s at 25 fps with a keyframe every second (payloads are AVCC NAL units).
+//!     let frame = Frame::new(TrackId(1), i * 3600, i * 3600, i % 25 == 0, Bytes::from_static(b"\0\0\0\x01\x65"));
+//!     producer.push(frame)?;
+//! }
+//! producer.finish();
+//! publication.finished().await;
+//!
+//! let http = HttpService::new(origin); // under /live
+//! let request = http::Request::get("/live/cam/video.m3u8").body(())?;
+//! let body = http.handle(request).await.into_body().collect().await?.to_bytes();
+//! let playlist = String::from_utf8(body.to_vec())?;
+//! assert!(playlist.contains("#EXTINF:1.00000,") && playlist.ends_with("#EXT-X-ENDLIST\n"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Layers, bottom up; only the last two do IO:
 //! - [`cmaf`]: pure box writers — init segments and CMAF chunk headers (ISO/IEC 14496-12,
 //!   ISO/IEC 23000-19). Payloads are never copied: a chunk is a header plus the frames' `Bytes`.

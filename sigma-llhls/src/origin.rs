@@ -17,7 +17,7 @@ use crate::segmenter::{Output, Segmenter, SegmenterConfig, segment_limit_for};
 use crate::{Error, LatencyMode, Timing};
 use bytes::Bytes;
 use sigma_core::bus::{self, Event};
-use sigma_core::{CodecConfig, MediaKind, TrackId};
+use sigma_core::{CodecConfig, MediaKind, StreamKey, TrackId};
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -25,18 +25,6 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-/// Longest stream or rendition name.
-const MAX_NAME: usize = 64;
-
-/// Whether `name` is a valid stream or rendition name: 1–64 of `A-Z a-z 0-9 _ -`.
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves the window coherent (every mutation completes
@@ -379,8 +367,8 @@ impl Origin {
     /// Publishing another variant on a live stream adds a rendition (for ABR ladders); a stream
     /// whose renditions have all ended is replaced by a new publication.
     ///
-    /// Errors: [`Error::InvalidName`] for a name outside `A-Z a-z 0-9 _ -` (or `index`, which
-    /// names the multivariant playlist); [`Error::AlreadyPublished`] when the rendition exists.
+    /// Errors: [`Error::InvalidName`] for a name [`StreamKey::valid_name`] refuses (or a variant
+    /// named `index`, which names the multivariant playlist); [`Error::AlreadyPublished`] when the rendition exists.
     pub fn publish(
         &self,
         stream: &str,
@@ -388,7 +376,7 @@ impl Origin {
         opts: PublishOptions,
     ) -> Result<Publication, Error> {
         for name in [stream, opts.variant.as_str()] {
-            if !valid_name(name) {
+            if !StreamKey::valid_name(name) {
                 return Err(Error::InvalidName(name.to_owned()));
             }
         }

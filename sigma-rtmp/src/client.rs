@@ -576,7 +576,9 @@ mod tests {
         let mut c = ClientSession::new(config, t0, 1);
         let mut s = ServerSession::new(SessionConfig::default(), t0, 2);
         pump(&mut c, &mut s, t0, &mut |_| {
-            Some(Rejection::BadName("already publishing".into()))
+            Some(Rejection::AlreadyPublishing(sigma_core::StreamKey::new(
+                "live", "taken",
+            )))
         });
         match CLIENT_ERROR
             .with(|v| v.borrow_mut().take())
@@ -584,12 +586,59 @@ mod tests {
         {
             Ok(Error::PublishRefused { code, description }) => {
                 assert_eq!(code, "NetStream.Publish.BadName");
-                assert_eq!(description, "already publishing");
+                assert_eq!(description, "stream live/taken is already being published");
             }
             other => panic!("{other:?}"),
         }
         assert!(s.is_closing());
         assert!(!s.wants_input());
+    }
+
+    /// Each refusal reason reaches the publisher with its own `onStatus` code and its text.
+    #[test]
+    fn every_rejection_reaches_the_client_with_its_code() {
+        let key = sigma_core::StreamKey::new("live", "taken");
+        let cases = [
+            (
+                Rejection::InvalidName("a b".into()),
+                "NetStream.Publish.BadName",
+            ),
+            (
+                Rejection::AlreadyPublishing(key.clone()),
+                "NetStream.Publish.BadName",
+            ),
+            (
+                Rejection::UnknownApp("nope".into()),
+                "NetStream.Publish.Denied",
+            ),
+            (Rejection::BadKey, "NetStream.Publish.Denied"),
+            (Rejection::Disabled(key), "NetStream.Publish.Denied"),
+            (
+                Rejection::Denied("off air".into()),
+                "NetStream.Publish.Denied",
+            ),
+            (
+                Rejection::failed(Error::AdmissionTimeout(Duration::from_secs(1))),
+                "NetStream.Publish.Failed",
+            ),
+        ];
+        for (why, want) in cases {
+            assert_eq!(why.code(), want, "{why:?}");
+            let t0 = Instant::now();
+            let (config, _) = ClientConfig::from_url("rtmp://h/live/taken").unwrap();
+            let mut c = ClientSession::new(config, t0, 1);
+            let mut s = ServerSession::new(SessionConfig::default(), t0, 2);
+            let sent = why.clone();
+            pump(&mut c, &mut s, t0, &mut |_| Some(sent.clone()));
+            match CLIENT_ERROR.with(|v| v.borrow_mut().take()) {
+                Some(Error::PublishRefused { code, description }) => {
+                    assert_eq!(code, want);
+                    assert_eq!(description, why.to_string());
+                }
+                other => panic!("{why:?}: {other:?}"),
+            }
+            assert!(s.is_closing());
+        }
     }
 
     #[test]

@@ -177,6 +177,14 @@ pub enum Error {
     /// The frame bus refused a frame (for example one larger than its byte window).
     #[error("frame bus: {0}")]
     Bus(#[source] sigma_core::Error),
+    /// The application did not decide on a publish request within
+    /// [`ServerConfig::admission_timeout`](crate::server::ServerConfig::admission_timeout); the
+    /// publisher gets [`Rejection::Failed`](crate::session::Rejection::Failed).
+    #[error("no admission decision within {0:?}")]
+    AdmissionTimeout(Duration),
+    /// The bus a [`Publisher`](crate::publisher::Publisher) was forwarding ended with an error.
+    #[error("source stream failed: {0}")]
+    SourceFailed(#[source] sigma_core::bus::StreamError),
     /// The session was used in a way its state does not allow (a programming error of the
     /// caller, such as sending frames before publishing started).
     #[error("session not ready: {0}")]

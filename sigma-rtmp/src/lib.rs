@@ -3,6 +3,57 @@
 //! Broadcasters (OBS, ffmpeg, GStreamer, Larix, hardware encoders) push RTMP; this crate turns
 //! their bytes into [`sigma_core::Frame`]s, and can push frames to another RTMP server.
 //!
+//! ```
+//! use bytes::Bytes;
+//! use sigma_core::bus::{Event, Window};
+//! use sigma_core::{AacConfig, CodecConfig, Frame, StreamInfo, StreamKey, TrackId, TrackInfo};
+//! use sigma_rtmp::publisher::Publisher;
+//! use sigma_rtmp::server::{Server, ServerConfig, StreamRegistry};
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! // An ingest server on a loopback port; the application is the simple in-memory registry
+//! // (a real one implements `server::Application`: admission, then a bus for the frames).
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! let registry = Arc::new(StreamRegistry::new(Window::default()));
+//! let server = Server::new(registry.clone(), ServerConfig::default());
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let serving = tokio::spawn(async move {
+//!     server.serve(listener, async { let _ = stopped.await; }).await
+//! });
+//!
+//! // Publish a second of AAC with the crate's publish client.
+//! let url = format!("rtmp://{addr}/live/cam");
+//! let mut publisher = Publisher::connect(&url, Duration::from_secs(5)).await?;
+//! let mut consumer = registry.subscribe(&StreamKey::new("live", "cam")).expect("published");
+//! let aac = AacConfig::from_audio_specific_config(Bytes::from_static(&[0x11, 0x90]))?;
+//! let track = TrackInfo::new(TrackId(2), 48_000, CodecConfig::Aac(aac))?;
+//! publisher.send_info(StreamInfo::new(1, vec![track])?).await?;
+//! for n in 0..47 {
+//!     let frame = Frame::new(TrackId(2), n * 1024, n * 1024, true, Bytes::from_static(b"aac"));
+//!     publisher.send(&frame).await?;
+//! }
+//! publisher.finish().await?;
+//!
+//! // The server's side: stream info, the frames, then the end.
+//! let mut frames = 0;
+//! while let Some(event) = consumer.recv().await {
+//!     match event {
+//!         Event::Frame(_) => frames += 1,
+//!         Event::End => break,
+//!         _ => {}
+//!     }
+//! }
+//! assert_eq!(frames, 47);
+//! let _ = stop.send(());
+//! serving.await??;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Layers
 //! Each layer is usable alone and none performs IO or reads a clock (bytes and `now` in, events
 //! and bytes out):
@@ -44,3 +95,4 @@ pub mod server;
 pub mod session;
 
 pub use error::Error;
+pub use session::Rejection;

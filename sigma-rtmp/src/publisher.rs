@@ -140,9 +140,7 @@ impl Publisher {
                 Event::End => break,
                 Event::Error(e) => {
                     let _ = self.finish().await;
-                    return Err(Error::Io(std::io::Error::other(format!(
-                        "source stream failed: {e}"
-                    ))));
+                    return Err(Error::SourceFailed(e));
                 }
             }
         }

@@ -31,7 +31,8 @@ use tokio::task::JoinSet;
 pub struct ServerConfig {
     /// Per-connection protocol limits and timers.
     pub session: SessionConfig,
-    /// Longest wait for [`Application::admit`]; then the publish is refused.
+    /// Longest wait for [`Application::admit`]; then the publish is refused with
+    /// [`Rejection::Failed`] ([`Error::AdmissionTimeout`]).
     pub admission_timeout: Duration,
     /// Longest wait for the peer to take our output.
     pub write_timeout: Duration,
@@ -62,15 +63,17 @@ pub enum Notice {
     ConnectionClosed {
         /// The peer.
         remote: SocketAddr,
-        /// Why, when it failed.
-        error: Option<String>,
+        /// Why, when it failed: the same error the stream's consumers get as
+        /// [`Event::Error`](sigma_core::bus::Event::Error).
+        error: Option<Arc<Error>>,
     },
 }
 
 /// The application side of the server: admission and notices.
 pub trait Application: Send + Sync + 'static {
-    /// Decides on a publish request: hand back the producer the frames go to, or refuse.
-    /// `stream` is `app/name`; `request.query` carries e.g. `token=…`.
+    /// Decides on a publish request: hand back the producer the frames go to, or refuse with
+    /// the [`Rejection`] whose `onStatus` code the publisher gets. `stream` is `app/name`;
+    /// `request.query` carries e.g. `token=…`.
     fn admit(
         &self,
         stream: StreamKey,
@@ -85,7 +88,7 @@ pub trait Application: Send + Sync + 'static {
 }
 
 /// A simple in-memory stream registry: one publisher per stream (a second one is refused with
-/// `NetStream.Publish.BadName`), consumers subscribe by key. Good for tests and small setups;
+/// [`Rejection::AlreadyPublishing`], `NetStream.Publish.BadName`), consumers subscribe by key. Good for tests and small setups;
 /// a real server keeps its own registry behind [`Application`].
 pub struct StreamRegistry {
     window: Window,
@@ -132,10 +135,9 @@ impl Application for StreamRegistry {
     ) -> impl Future<Output = Result<Producer, Rejection>> + Send {
         let mut streams = self.streams();
         let r = match streams.entry(stream) {
-            std::collections::hash_map::Entry::Occupied(e) => Err(Rejection::BadName(format!(
-                "{} is already being published",
-                e.key()
-            ))),
+            std::collections::hash_map::Entry::Occupied(e) => {
+                Err(Rejection::AlreadyPublishing(e.key().clone()))
+            }
             std::collections::hash_map::Entry::Vacant(e) => {
                 let (producer, subscriber) = bus::channel(self.window);
                 e.insert(subscriber);
@@ -239,14 +241,15 @@ impl<A: Application> Server<A> {
     }
 
     /// Runs one connection to its end (for applications that own their accept loop). The
-    /// connection shuts down gracefully when `stop` turns true. Errors are logged and reported
-    /// as [`Notice::ConnectionClosed`]; they are also returned.
+    /// connection shuts down gracefully when `stop` turns true. An error is logged, ends the
+    /// stream being published ([`Event::Error`](sigma_core::bus::Event::Error)), is reported as
+    /// [`Notice::ConnectionClosed`] and is returned: the same shared error each time.
     pub async fn serve_connection(
         &self,
         mut stream: TcpStream,
         remote: SocketAddr,
         mut stop: watch::Receiver<bool>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), Arc<Error>> {
         let _ = stream.set_nodelay(true);
         let seed = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -263,18 +266,21 @@ impl<A: Application> Server<A> {
                 &mut session,
                 &mut publishing,
             )
-            .await;
+            .await
+            .map_err(Arc::new);
         let reason = match &r {
             Ok(End::Eof) => UnpublishReason::Finished,
             Ok(End::Shutdown) => UnpublishReason::Shutdown,
-            Err(e @ (Error::Io(_) | Error::IdleTimeout(_) | Error::UnexpectedEof(_))) => {
-                UnpublishReason::ConnectionLost(e.to_string())
-            }
-            Err(e) => UnpublishReason::ProtocolError(e.to_string()),
+            Err(e) => match &**e {
+                Error::Io(_) | Error::IdleTimeout(_) | Error::UnexpectedEof(_) => {
+                    UnpublishReason::ConnectionLost(e.to_string())
+                }
+                _ => UnpublishReason::ProtocolError(e.to_string()),
+            },
         };
         if let Some((key, producer)) = publishing.take() {
             match &r {
-                Err(e) => producer.fail(Arc::new(std::io::Error::other(e.to_string()))),
+                Err(e) => producer.fail(e.clone()),
                 Ok(_) => producer.finish(),
             }
             self.app.notice(Notice::Stream(StreamEvent::Unpublished {
@@ -290,7 +296,7 @@ impl<A: Application> Server<A> {
         }
         self.app.notice(Notice::ConnectionClosed {
             remote,
-            error: r.as_ref().err().map(ToString::to_string),
+            error: r.as_ref().err().cloned(),
         });
         r.map(|_| ())
     }
@@ -328,7 +334,11 @@ impl<A: Application> Server<A> {
                             self.app.admit(key.clone(), req, remote),
                         )
                         .await
-                        .unwrap_or_else(|_| Err(Rejection::Denied("admission timed out".into())));
+                        .unwrap_or_else(|_| {
+                            Err(Rejection::failed(Error::AdmissionTimeout(
+                                self.config.admission_timeout,
+                            )))
+                        });
                         match decision {
                             Ok(producer) => {
                                 session.accept_publish()?;
@@ -342,7 +352,7 @@ impl<A: Application> Server<A> {
                             }
                             Err(why) => {
                                 tracing::info!(%remote, stream = %key, code = why.code(),
-                                    reason = why.description(), "RTMP publish refused");
+                                    reason = %why, "RTMP publish refused");
                                 session.reject_publish(&why)?;
                             }
                         }

@@ -18,8 +18,9 @@
 //! with `NetConnection.Connect.Success`; `releaseStream`/`FCPublish` → `_result` (and
 //! `onFCPublish`); `createStream` → `_result` with the stream id; `publish` → (after the
 //! application accepts) User Control Stream Begin and `onStatus NetStream.Publish.Start`, or
-//! `onStatus NetStream.Publish.BadName`/`.Denied` and close; `FCUnpublish`/`closeStream`/
-//! `deleteStream` → `onStatus NetStream.Unpublish.Success` and [`ServerEvent::Unpublished`].
+//! the [`Rejection`]'s `onStatus` error (`NetStream.Publish.BadName`, `.Denied` or `.Failed`)
+//! and close; `FCUnpublish`/`closeStream`/`deleteStream` → `onStatus
+//! NetStream.Unpublish.Success` and [`ServerEvent::Unpublished`].
 //! `play` is refused with `NetStream.Play.Failed` (Sigma serves viewers over LL-HLS).
 
 use crate::Error;
@@ -30,7 +31,8 @@ use crate::chunk::{
 use crate::flv::{self, DemuxEvent, FlvDemuxer};
 use crate::handshake::Handshake;
 use bytes::{Bytes, BytesMut};
-use sigma_core::{Frame, StreamInfo};
+use sigma_core::bus::StreamError;
+use sigma_core::{Frame, StreamInfo, StreamKey};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -281,29 +283,70 @@ pub struct PublishRequest {
     pub stream_id: u32,
 }
 
-/// Why a publish request is refused; decides the `onStatus` code sent.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Why a publish request is refused: the one refusal type from the application's admission to
+/// the `onStatus` error the publisher receives. Each reason has its code, as RTMP servers send
+/// them (nginx-rtmp and SRS answer a second publisher of a stream with
+/// `NetStream.Publish.BadName`; authorisation refusals are `NetStream.Publish.Denied`):
+///
+/// | variant | `onStatus` code |
+/// |---|---|
+/// | [`InvalidName`](Self::InvalidName), [`AlreadyPublishing`](Self::AlreadyPublishing) | `NetStream.Publish.BadName` |
+/// | [`UnknownApp`](Self::UnknownApp), [`BadKey`](Self::BadKey), [`Disabled`](Self::Disabled), [`Denied`](Self::Denied) | `NetStream.Publish.Denied` |
+/// | [`Failed`](Self::Failed) | `NetStream.Publish.Failed` |
+///
+/// The description sent with the code is the variant's `Display` text.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Rejection {
-    /// `NetStream.Publish.BadName`: the name is invalid or already being published.
-    BadName(String),
-    /// `NetStream.Publish.Denied`: not allowed (for example a bad token).
+    /// The stream name is malformed (empty, too long, characters outside `A-Z a-z 0-9 _ -`, or
+    /// a name the application reserves).
+    #[error("invalid stream name {0:?}")]
+    InvalidName(String),
+    /// Someone is publishing this stream already.
+    #[error("stream {0} is already being published")]
+    AlreadyPublishing(StreamKey),
+    /// No application of that name.
+    #[error("unknown application {0:?}")]
+    UnknownApp(String),
+    /// The stream key (or token) is missing, unknown or not accepted.
+    #[error("stream key not accepted")]
+    BadKey,
+    /// The stream exists but publishing to it is turned off.
+    #[error("stream {0} is disabled")]
+    Disabled(StreamKey),
+    /// Refused by the application's policy (hours, quotas, a bad publish parameter); the text
+    /// says why.
+    #[error("{0}")]
     Denied(String),
+    /// The server could not start the stream: a packager or internal failure, or no admission
+    /// decision in time ([`Error::AdmissionTimeout`]).
+    #[error("{0}")]
+    Failed(StreamError),
 }
 
 impl Rejection {
-    /// The `onStatus` code.
+    /// A [`Failed`](Self::Failed) rejection for `error`.
+    pub fn failed(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Rejection::Failed(Arc::new(error))
+    }
+
+    /// The `onStatus` code (see the table on [`Rejection`]).
     pub fn code(&self) -> &'static str {
         match self {
-            Rejection::BadName(_) => "NetStream.Publish.BadName",
-            Rejection::Denied(_) => "NetStream.Publish.Denied",
+            Rejection::InvalidName(_) | Rejection::AlreadyPublishing(_) => {
+                "NetStream.Publish.BadName"
+            }
+            Rejection::UnknownApp(_)
+            | Rejection::BadKey
+            | Rejection::Disabled(_)
+            | Rejection::Denied(_) => "NetStream.Publish.Denied",
+            Rejection::Failed(_) => "NetStream.Publish.Failed",
         }
     }
 
-    /// The description sent to the client.
-    pub fn description(&self) -> &str {
-        match self {
-            Rejection::BadName(d) | Rejection::Denied(d) => d,
-        }
+    /// The description sent to the client with the code.
+    pub fn description(&self) -> String {
+        self.to_string()
     }
 }
 
@@ -515,7 +558,7 @@ impl ServerSession {
     }
 
     fn send_reject(&mut self, sid: u32, why: &Rejection) {
-        self.send_status(sid, status("error", why.code(), why.description()));
+        self.send_status(sid, status("error", why.code(), &why.description()));
         self.state = State::Closing;
     }
 
@@ -689,10 +732,7 @@ impl ServerSession {
                 }
                 self.publish_name = stream_name.clone();
                 if stream_name.is_empty() || stream_name.contains('/') {
-                    self.send_reject(
-                        stream_id,
-                        &Rejection::BadName(format!("invalid stream name {full:?}")),
-                    );
+                    self.send_reject(stream_id, &Rejection::InvalidName(full.clone()));
                     return Ok(());
                 }
                 self.state = State::PublishPending(stream_id);

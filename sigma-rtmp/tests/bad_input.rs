@@ -87,7 +87,7 @@ async fn closed_reason(notices: &mut broadcast::Receiver<Notice>, local: SocketA
         loop {
             match notices.recv().await {
                 Ok(Notice::ConnectionClosed { remote, error }) if remote == local => {
-                    return error.unwrap_or_default();
+                    return error.map(|e| e.to_string()).unwrap_or_default();
                 }
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(e) => panic!("{e}"),

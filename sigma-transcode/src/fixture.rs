@@ -1,15 +1,13 @@
 //! Test fixtures: sources made at test time with the `ffmpeg` and `gst-launch-1.0` command
-//! lines, an mp4 reader that turns them into sigma-core frames, a minimal FLV writer for
+//! lines, read into sigma-core frames by sigma-core's test-media reader, a minimal FLV writer for
 //! outputs (FLV keeps absolute timestamps, so ffprobe times are comparable across files), and
 //! ffprobe/ffmpeg helpers. Every child process runs under `timeout`.
 
 // Some helpers serve only the encoder tests.
 #![cfg_attr(not(all(feature = "x264", feature = "fdk-aac")), allow(dead_code))]
 
-use bytes::{BufMut, Bytes, BytesMut};
-use sigma_core::{
-    AacConfig, CodecConfig, Frame, H264Config, MediaKind, StreamInfo, TrackId, TrackInfo,
-};
+use bytes::{BufMut, BytesMut};
+use sigma_core::{CodecConfig, Frame, MediaKind, StreamInfo, TrackId, TrackInfo};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
@@ -202,76 +200,13 @@ impl Source {
     }
 }
 
-/// An avcC record from one SPS and one PPS (4-byte NAL lengths).
-pub fn avcc(sps: &[u8], pps: &[u8]) -> Bytes {
-    let mut b = BytesMut::new();
-    b.put_slice(&[1, sps[1], sps[2], sps[3], 0xff, 0xe1]);
-    b.put_u16(sps.len() as u16);
-    b.put_slice(sps);
-    b.put_u8(1);
-    b.put_u16(pps.len() as u16);
-    b.put_slice(pps);
-    b.freeze()
-}
-
-/// Reads an mp4 file's first video and audio tracks into sigma-core frames.
+/// Reads an mp4 file's first video and audio tracks into sigma-core frames, with sigma-core's
+/// test-media reader.
 pub fn read_mp4(path: &Path) -> Source {
-    let data = std::fs::read(path).unwrap();
-    let size = data.len() as u64;
-    let mut r = mp4::Mp4Reader::read_header(std::io::Cursor::new(data), size).unwrap();
-    let mut tracks = Vec::new();
-    let mut timed: Vec<(f64, Frame)> = Vec::new();
-    let mut ids: Vec<u32> = r.tracks().keys().copied().collect();
-    ids.sort();
-    for id in ids {
-        let t = &r.tracks()[&id];
-        let ts = t.timescale();
-        let (track, timescale, codec) = match t.track_type().unwrap() {
-            mp4::TrackType::Video => {
-                let c = H264Config::from_avcc(avcc(
-                    t.sequence_parameter_set().unwrap(),
-                    t.picture_parameter_set().unwrap(),
-                ))
-                .unwrap();
-                (TrackId(1), 90_000, CodecConfig::H264(c))
-            }
-            mp4::TrackType::Audio => {
-                let aot = t.audio_profile().unwrap() as u8;
-                let fi = t.sample_freq_index().unwrap() as u8;
-                let ch = t.channel_config().unwrap() as u8;
-                let asc = [(aot << 3) | (fi >> 1), ((fi & 1) << 7) | (ch << 3)];
-                let c =
-                    AacConfig::from_audio_specific_config(Bytes::copy_from_slice(&asc)).unwrap();
-                let rate = c.sample_rate();
-                (TrackId(2), rate, CodecConfig::Aac(c))
-            }
-            _ => continue,
-        };
-        tracks.push(TrackInfo::new(track, timescale, codec).unwrap());
-        let n = r.sample_count(id).unwrap();
-        for s in 1..=n {
-            let Some(sample) = r.read_sample(id, s).unwrap() else {
-                continue;
-            };
-            let dts = sigma_core::time::rescale(sample.start_time as i64, ts, timescale);
-            let pts = sigma_core::time::rescale(
-                sample.start_time as i64 + i64::from(sample.rendering_offset),
-                ts,
-                timescale,
-            );
-            let key = sample.is_sync || track == TrackId(2);
-            timed.push((
-                dts as f64 / f64::from(timescale),
-                Frame::new(track, dts, pts, key, sample.bytes),
-            ));
-        }
-    }
-    timed.sort_by(|a, b| a.0.total_cmp(&b.0));
-    tracks.sort_by_key(|t| t.id());
-    Source {
-        info: StreamInfo::new(1, tracks).unwrap(),
-        frames: timed.into_iter().map(|(_, f)| f).collect(),
-    }
+    let media =
+        sigma_core::media::Media::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (info, frames) = media.into_parts();
+    Source { info, frames }
 }
 
 /// Writes frames to an FLV file (video track 1, audio track 2) with timestamps in

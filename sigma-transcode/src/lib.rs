@@ -1,6 +1,45 @@
 //! Live transcoding for Sigma: decode once, process, and encode an ABR ladder whose keyframes
 //! line up across renditions.
 //!
+//! ```
+//! use sigma_core::bus::{Event, Window};
+//! use sigma_core::media::Media;
+//! use sigma_transcode::scheduler::Overload;
+//! use sigma_transcode::{Ladder, Options, Transcoder};
+//!
+//! // A one-rung ladder, as a `[[ladder]]` table of sigma-server's configuration says it.
+//! let ladder: Ladder = toml::from_str(r#"
+//!     name = "small"
+//!     [[renditions]]
+//!     name = "144p"
+//!     height = 144
+//!     video = { bitrate_kbps = 200 }
+//! "#)?;
+//! ladder.validate()?;
+//! // 6 s of 320x180 H.264 High with B-frames, and AAC.
+//! let clip = concat!(env!("CARGO_MANIFEST_DIR"), "/../sigma-llhls/testdata/testsrc2_bf3_aac.mp4");
+//! let (info, frames) = Media::open(std::path::Path::new(clip))?.into_parts();
+//! // Block instead of dropping (this pushes faster than real time), and keep every frame.
+//! let window = Window { max_groups: 100, max_frames: 10_000, max_bytes: 64 << 20 };
+//! let options = Options { overload: Overload::Block, window, ..Options::default() };
+//! let (mut transcoder, outputs) = Transcoder::new(&ladder, &info, options)?;
+//! let mut rung = outputs.renditions[0].subscriber.subscribe();
+//! for frame in frames {
+//!     transcoder.push(frame);
+//! }
+//! transcoder.finish()?;
+//! let mut video = 0;
+//! while let Some(event) = rung.pull() {
+//!     if let Event::Frame(f) = event {
+//!         video += usize::from(f.track() == sigma_core::TrackId(1));
+//!     }
+//! }
+//! assert_eq!(video, 180);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Live, [`attach`] does the same from a stream's bus (see `examples/examples/transcode_ladder.rs`).
+//!
 //! # Stages
 //!
 //! 1. [`decode`]: H.264 (any profile real encoders send: High with B-frames, CABAC, 8x8) and
@@ -15,7 +54,7 @@
 //! 4. [`encode`]: H.264 with libx264 (cargo feature `x264`) and AAC with fdk-aac (cargo feature
 //!    `fdk-aac`), emitting sigma-core [`Frame`](sigma_core::Frame)s and the exact
 //!    [`TrackInfo`](sigma_core::TrackInfo) (avcC and AudioSpecificConfig from the encoders).
-//! 5. [`ladder`]: the serde-deserialisable [`Ladder`](ladder::Ladder) (renditions, conditions
+//! 5. [`ladder`]: the serde-deserialisable [`Ladder`] (renditions, conditions
 //!    such as "never upscale", passthrough, keyframe policy, audio plan) and its planning
 //!    against a source.
 //! 6. [`scheduler`]: the threads. One decode thread shares `Arc<Picture>`s with one thread per

@@ -1,11 +1,12 @@
 //! `sigma-load`: publish N streams from a media file and watch each with M simulated LL-HLS (or
 //! plain HLS) viewers on a loopback server, then print ingest rates, part delays, errors and the
-//! server's CPU and memory. See docs/load.md for sizing a deployment with it.
+//! server's CPU and memory. See docs/load.md for sizing a deployment with it. The command line of
+//! the `sigma-load` library crate.
 
 use clap::Parser;
-use sigma_examples::load::media::Media;
-use sigma_examples::load::viewer::Mode;
-use sigma_examples::load::{self, Config};
+use sigma_load::Config;
+use sigma_load::media::Media;
+use sigma_load::viewer::Mode;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -114,7 +115,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(load::run(config)) {
+    match runtime.block_on(sigma_load::run(config)) {
         Ok(report) => {
             if cli.json {
                 println!("{}", report.to_json());

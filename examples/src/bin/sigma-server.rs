@@ -1,4 +1,4 @@
-//! `sigma-server`: RTMP in, LL-HLS out.
+//! `sigma-server`: RTMP in, LL-HLS out. The command line of the `sigma-server` library crate.
 //!
 //! With no arguments it runs on the embedded default configuration (RTMP on :1935, HTTP on
 //! :8080, data under ./sigma-data); `--config FILE` loads a TOML file and flags override both.
@@ -6,7 +6,7 @@
 //! cleanly: publishers are closed and playlists end.
 
 use clap::Parser;
-use sigma_examples::config::{Config, Overrides};
+use sigma_server::config::{Config, Overrides};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,7 +14,7 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
 struct Cli {
-    /// TOML configuration file (see examples/assets/sigma.toml); else the embedded default.
+    /// TOML configuration file (see sigma-server/assets/sigma.toml); else the embedded default.
     #[arg(long)]
     config: Option<PathBuf>,
     #[command(flatten)]
@@ -66,7 +66,7 @@ async fn run(config: Config) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let apps: Vec<String> = config.apps.iter().map(|a| a.name.clone()).collect();
-    let running = match sigma_examples::server::start(config).await {
+    let running = match sigma_server::server::start(config).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("sigma-server: cannot listen: {e}");
@@ -91,7 +91,7 @@ async fn run(config: Config) -> ExitCode {
         host(running.http_addr)
     );
     println!(
-        "  player:   http://{}/player/STREAM",
+        "  player:   http://{}/{app}/STREAM/player",
         host(running.http_addr)
     );
     println!("  health:   http://{}/healthz", host(running.http_addr));

@@ -137,7 +137,7 @@ impl Server {
     }
 
     pub fn player_url(&self, stream: &str) -> String {
-        format!("http://{}/player/{stream}", self.http)
+        format!("http://{}/live/{stream}/player", self.http)
     }
 
     /// A plain HTTP/1.1 GET: (status, body). `None` when the server does not answer.

@@ -44,7 +44,7 @@ impl Application for TestApp {
                 .as_deref()
                 .is_some_and(|q| q.split('&').any(|kv| kv == want));
             if !ok {
-                return Err(Rejection::Denied("bad token".into()));
+                return Err(Rejection::BadKey);
             }
         }
         let producer = self.registry.admit(stream.clone(), request, remote).await?;

@@ -1,7 +1,7 @@
 //! One simulated viewer: loads a stream's playlists and media over HTTP/1.1 keep-alive
 //! connections (hyper 1 client, one connection per rendition), as a player does.
 //!
-//! - [`Mode::LlHls`], like hls.js in low-latency mode: a blocking playlist reload for the next
+//! - [`Mode::Llhls`], like hls.js in low-latency mode: a blocking playlist reload for the next
 //!   part (`?_HLS_msn=M&_HLS_part=P`, RFC 8216bis §6.2.5.2), then every newly listed part.
 //! - [`Mode::Hls`], like a plain HLS player: the playlist every half target duration, then every
 //!   newly listed segment.
@@ -10,9 +10,9 @@
 //! first lists it was read to the moment its last byte arrived. A viewer joins at the live edge:
 //! what was listed in its first playlist is not fetched (except the init segment).
 
-use super::endpoint::{HttpEndpoint, resolve};
-use super::playlist::{MediaPlaylist, Playlist, parse};
-use super::stats::{Delays, ErrorCounts};
+use crate::endpoint::{HttpEndpoint, resolve};
+use crate::playlist::{MediaPlaylist, Playlist, parse};
+use crate::stats::{Delays, ErrorCounts};
 use bytes::Bytes;
 use http::{Request, header};
 use http_body_util::{BodyExt, Empty};

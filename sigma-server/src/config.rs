@@ -1,7 +1,9 @@
 //! `sigma-server` configuration: an embedded default, an optional TOML file, and command-line
 //! flags, merged in that order (later wins).
 
+use crate::server::RESERVED_SEGMENTS;
 use serde::Deserialize;
+use sigma_core::StreamKey;
 use sigma_llhls::LatencyMode;
 use sigma_transcode::Ladder;
 use std::collections::HashMap;
@@ -58,7 +60,9 @@ pub struct ServerSection {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppSection {
-    /// Application name: the first path segment of publish and playback URLs.
+    /// Application name: the first path segment of publish and playback URLs. A
+    /// [valid name](StreamKey::valid_name), and none of
+    /// [`RESERVED_SEGMENTS`].
     pub name: String,
     /// Allowed stream keys; empty means open publishing.
     #[serde(default)]
@@ -133,9 +137,35 @@ pub enum ConfigError {
         /// What is wrong, with line and column.
         source: Box<toml::de::Error>,
     },
-    /// The configuration parses but is inconsistent.
-    #[error("{0}")]
-    Invalid(String),
+    /// A `[[ladder]]` is inconsistent.
+    #[error("ladder {name:?}: {source}")]
+    Ladder {
+        /// The ladder's name.
+        name: String,
+        /// What is wrong with it.
+        source: sigma_transcode::Error,
+    },
+    /// A `transcode` setting names no `[[ladder]]` (and is neither `"default"` nor `"none"`).
+    #[error("transcode = {0:?} names no [[ladder]] (and is not \"default\")")]
+    UnknownLadder(String),
+    /// There is no `[[app]]` table, so nothing could be published.
+    #[error("no [[app]] table: nothing could be published")]
+    NoApps,
+    /// An application name is not a valid name.
+    #[error(
+        "app name {0:?} must be 1 to {max} ASCII letters, digits, '-' or '_'",
+        max = StreamKey::MAX_NAME_LEN
+    )]
+    InvalidAppName(String),
+    /// An application name is a path segment the HTTP listener keeps for itself.
+    #[error(
+        "app name {0:?} is reserved: the HTTP listener serves /{0}/… itself (reserved: {list})",
+        list = RESERVED_SEGMENTS.join(", ")
+    )]
+    ReservedAppName(String),
+    /// Two `[[app]]` tables have the same name.
+    #[error("app {0:?} defined twice")]
+    DuplicateApp(String),
 }
 
 impl Config {
@@ -220,8 +250,10 @@ impl Config {
     /// Checks what parsing alone cannot; also run by [`load`](Self::load) after overrides.
     pub fn validate(&self) -> Result<(), ConfigError> {
         for l in &self.ladders {
-            l.validate()
-                .map_err(|e| ConfigError::Invalid(format!("ladder {:?}: {e}", l.name)))?;
+            l.validate().map_err(|source| ConfigError::Ladder {
+                name: l.name.clone(),
+                source,
+            })?;
         }
         let names = self
             .apps
@@ -230,32 +262,21 @@ impl Config {
             .chain(self.server.transcode.iter());
         for name in names {
             if name != "none" && self.ladder(name).is_none() {
-                return Err(ConfigError::Invalid(format!(
-                    "transcode = {name:?} names no [[ladder]] (and is not \"default\")"
-                )));
+                return Err(ConfigError::UnknownLadder(name.clone()));
             }
         }
         if self.apps.is_empty() {
-            return Err(ConfigError::Invalid(
-                "no [[app]] table: nothing could be published".into(),
-            ));
+            return Err(ConfigError::NoApps);
         }
         for (i, a) in self.apps.iter().enumerate() {
-            let ok = !a.name.is_empty()
-                && a.name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !ok {
-                return Err(ConfigError::Invalid(format!(
-                    "app name {:?} must be non-empty ASCII letters, digits, '-' or '_'",
-                    a.name
-                )));
+            if !StreamKey::valid_name(&a.name) {
+                return Err(ConfigError::InvalidAppName(a.name.clone()));
+            }
+            if RESERVED_SEGMENTS.contains(&a.name.as_str()) {
+                return Err(ConfigError::ReservedAppName(a.name.clone()));
             }
             if self.apps[..i].iter().any(|b| b.name == a.name) {
-                return Err(ConfigError::Invalid(format!(
-                    "app {:?} defined twice",
-                    a.name
-                )));
+                return Err(ConfigError::DuplicateApp(a.name.clone()));
             }
         }
         Ok(())
@@ -319,7 +340,7 @@ mod tests {
             "f",
         )
         .unwrap_err();
-        assert!(matches!(e, ConfigError::Invalid(_)), "{e}");
+        assert!(matches!(e, ConfigError::InvalidAppName(_)), "{e}");
         let missing = Config::load(
             Some(Path::new("/nonexistent/sigma.toml")),
             &Overrides::default(),
@@ -367,7 +388,35 @@ mod tests {
                 ..Overrides::default()
             },
         );
-        assert!(matches!(bad, Err(ConfigError::Invalid(m)) if m.contains("huge")));
+        assert!(matches!(bad, Err(ConfigError::UnknownLadder(m)) if m == "huge"));
+    }
+
+    #[test]
+    fn app_names_the_http_listener_keeps_are_refused() {
+        for reserved in RESERVED_SEGMENTS {
+            let text =
+                EMBEDDED_DEFAULT.replace("name = \"live\"", &format!("name = \"{reserved}\""));
+            let e = Config::parse(&text, "f").unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::ReservedAppName(n) if n == reserved),
+                "{e}"
+            );
+            assert!(e.to_string().contains("reserved"), "{e}");
+        }
+        // `player` is an ordinary application name: the player page lives under the stream.
+        let text = EMBEDDED_DEFAULT.replace("name = \"live\"", "name = \"player\"");
+        assert!(Config::parse(&text, "f").unwrap().app("player").is_some());
+        let long =
+            EMBEDDED_DEFAULT.replace("name = \"live\"", &format!("name = \"{}\"", "a".repeat(65)));
+        assert!(matches!(
+            Config::parse(&long, "f"),
+            Err(ConfigError::InvalidAppName(_))
+        ));
+        let twice = format!("{EMBEDDED_DEFAULT}\n[[app]]\nname = \"live\"\n");
+        assert!(matches!(
+            Config::parse(&twice, "f"),
+            Err(ConfigError::DuplicateApp(_))
+        ));
     }
 
     #[test]

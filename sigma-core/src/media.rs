@@ -1,31 +1,50 @@
-//! Reads an MP4 file (H.264 + AAC) into Sigma frames to publish in a loop.
+//! MP4 test media: an MP4 file (H.264 + AAC) read into Sigma's [`Frame`]s and [`StreamInfo`], as
+//! RTMP ingest would have produced them. Tests, benches and `sigma-load` share this one reader.
 //!
-//! Video becomes [`VIDEO`] at 90 kHz with AVCC payloads and the `avc1` sample entry's `avcC` as
-//! its configuration; audio becomes [`AUDIO`] at the AAC sample rate with an
-//! AudioSpecificConfig rebuilt from the `esds` descriptor (ISO/IEC 14496-3 §1.6.2.1). Edit lists
-//! are ignored: timestamps start where the sample tables start, which is what a loop needs.
+//! Behind the `media` cargo feature, which pulls in the `mp4` crate; unlike the rest of this
+//! crate, [`Media::open`] reads a file.
+//!
+//! - Video: the first `avc1` track becomes [`VIDEO`] at [`VIDEO_TIMESCALE`] (90 kHz, as RTMP
+//!   ingest makes it), AVCC payloads, the sample entry's `avcC` as its configuration (ISO/IEC
+//!   14496-15 §5.3.3.1).
+//! - Audio: the first `mp4a` track becomes [`AUDIO`] at the AAC sample rate, with an
+//!   AudioSpecificConfig rebuilt from the `esds` descriptor (ISO/IEC 14496-3 §1.6.2.1); every
+//!   AAC frame is a random access point.
+//! - Frames are interleaved by decode time (video first on a tie). Edit lists are ignored:
+//!   timestamps start where the sample tables start.
+//!
+//! ```
+//! use sigma_core::media::{Media, VIDEO};
+//! let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../sigma-llhls/testdata/testsrc2_bf3_aac.mp4");
+//! let media = Media::open(std::path::Path::new(path))?;
+//! assert_eq!(media.info().tracks().len(), 2);
+//! let first = &media.frames()[0];
+//! assert!(first.track() == VIDEO && first.is_keyframe());
+//! println!("{} frames, {:?}", media.frames().len(), media.duration());
+//! # Ok::<(), sigma_core::media::MediaError>(())
+//! ```
 
+use crate::time::rescale;
+use crate::{AacConfig, CodecConfig, Frame, H264Config, StreamInfo, TrackId, TrackInfo};
 use bytes::Bytes;
 use mp4::WriteBox;
-use sigma_core::time::rescale;
-use sigma_core::{AacConfig, CodecConfig, Frame, H264Config, StreamInfo, TrackId, TrackInfo};
 use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The video track id frames are published with.
+/// The video track id frames get.
 pub const VIDEO: TrackId = TrackId(1);
-/// The audio track id frames are published with.
+/// The audio track id frames get.
 pub const AUDIO: TrackId = TrackId(2);
-/// The video timescale.
+/// The video timescale (90 kHz, as RTMP ingest makes it).
 pub const VIDEO_TIMESCALE: u32 = 90_000;
-
 /// Samples above this count per track are refused (about 75 minutes at 60 fps).
 pub const MAX_SAMPLES_PER_TRACK: u32 = 270_000;
 
-/// Why a media file could not be used.
+/// Why a media file could not be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MediaError {
     /// The file could not be opened or read.
     #[error("{path}: {source}")]
@@ -40,8 +59,8 @@ pub enum MediaError {
     Mp4(#[from] mp4::Error),
     /// A codec configuration Sigma refuses.
     #[error("codec configuration: {0}")]
-    Codec(#[from] sigma_core::Error),
-    /// No H.264 track.
+    Codec(#[from] crate::Error),
+    /// No H.264 (`avc1`) track.
     #[error("no H.264 (avc1) video track")]
     NoVideo,
     /// A track holds no samples or more than [`MAX_SAMPLES_PER_TRACK`].
@@ -62,18 +81,17 @@ pub enum MediaError {
     },
 }
 
-/// A media file read into frames, ready to be published in a loop.
+/// An MP4 file read into frames. See the module docs.
 #[derive(Clone, Debug)]
 pub struct Media {
     info: Arc<StreamInfo>,
     frames: Vec<Frame>,
-    offsets: Vec<Duration>,
-    loop_ticks_90k: i64,
-    audio_rate: Option<u32>,
+    /// Per track: its end (the last sample's start plus duration) in its timescale.
+    ends: Vec<(TrackId, i64)>,
 }
 
 impl Media {
-    /// Reads `path`.
+    /// Reads the file at `path`.
     pub fn open(path: &Path) -> Result<Media, MediaError> {
         let io = |source| MediaError::Io {
             path: path.display().to_string(),
@@ -84,7 +102,7 @@ impl Media {
         Self::read(BufReader::new(file), size)
     }
 
-    /// Reads an MP4 of `size` bytes.
+    /// Reads an MP4 of `size` bytes from `reader`.
     pub fn read<R: Read + Seek>(reader: R, size: u64) -> Result<Media, MediaError> {
         let mut r = mp4::Mp4Reader::read_header(reader, size)?;
         let mut ids: Vec<u32> = r.tracks().keys().copied().collect();
@@ -120,35 +138,41 @@ impl Media {
             VIDEO_TIMESCALE,
             CodecConfig::H264(video_cfg),
         )?];
-        // (time in seconds, frame) for every sample, to interleave by decode time.
-        let mut timed: Vec<(f64, Frame)> = Vec::new();
-        let mut end_90k = read_track(
+        let mut frames = Vec::new();
+        let video_end = read_track(
             &mut r,
-            video_id,
-            video_ts,
-            VIDEO,
-            VIDEO_TIMESCALE,
-            &mut timed,
+            (video_id, video_ts),
+            (VIDEO, VIDEO_TIMESCALE),
+            &mut frames,
         )?;
-        let mut audio_rate = None;
+        let mut ends = vec![(VIDEO, video_end)];
+        let mut timescales = vec![(VIDEO, VIDEO_TIMESCALE)];
         if let Some((id, ts, cfg)) = audio {
             let rate = cfg.sample_rate();
             tracks.push(TrackInfo::new(AUDIO, rate, CodecConfig::Aac(cfg))?);
-            let end = read_track(&mut r, id, ts, AUDIO, rate, &mut timed)?;
-            end_90k = end_90k.max(ceil_rescale(end, rate, VIDEO_TIMESCALE));
-            audio_rate = Some(rate);
+            ends.push((
+                AUDIO,
+                read_track(&mut r, (id, ts), (AUDIO, rate), &mut frames)?,
+            ));
+            timescales.push((AUDIO, rate));
         }
-        timed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.track().cmp(&b.1.track())));
-        let offsets = timed
-            .iter()
-            .map(|(t, _)| Duration::from_secs_f64(t.max(0.0)))
-            .collect();
+        let timescale = |t: TrackId| {
+            timescales
+                .iter()
+                .find(|(id, _)| *id == t)
+                .map_or(1, |&(_, ts)| ts)
+        };
+        // Interleave by decode time, compared exactly across timescales.
+        frames.sort_by(|a, b| {
+            let (ta, tb) = (timescale(a.track()), timescale(b.track()));
+            let x = i128::from(a.dts()) * i128::from(tb);
+            let y = i128::from(b.dts()) * i128::from(ta);
+            x.cmp(&y).then(a.track().cmp(&b.track()))
+        });
         Ok(Media {
             info: StreamInfo::new(1, tracks)?,
-            frames: timed.into_iter().map(|(_, f)| f).collect(),
-            offsets,
-            loop_ticks_90k: end_90k.max(1),
-            audio_rate,
+            frames,
+            ends,
         })
     }
 
@@ -157,41 +181,41 @@ impl Media {
         &self.info
     }
 
-    /// All frames of one pass, interleaved by decode time.
+    /// All frames, interleaved by decode time.
     pub fn frames(&self) -> &[Frame] {
         &self.frames
     }
 
-    /// When each frame of one pass is due, from the start of the pass.
-    pub fn offsets(&self) -> &[Duration] {
-        &self.offsets
+    /// The stream description and the frames.
+    pub fn into_parts(self) -> (Arc<StreamInfo>, Vec<Frame>) {
+        (self.info, self.frames)
     }
 
-    /// The length of one pass: the end of the longest track.
-    pub fn loop_duration(&self) -> Duration {
-        Duration::from_secs_f64(self.loop_ticks_90k as f64 / f64::from(VIDEO_TIMESCALE))
+    /// Where `track` ends (its last sample's start plus duration), in its timescale.
+    pub fn end(&self, track: TrackId) -> Option<i64> {
+        self.ends.iter().find(|(t, _)| *t == track).map(|&(_, e)| e)
     }
 
-    /// How far pass `n` (from 0) shifts the timestamps of `track`'s frames, in its timescale.
-    /// Exact for every pass (no drift), and never less than the previous pass's end.
-    pub fn loop_shift(&self, track: TrackId, n: u64) -> i64 {
-        let ticks = self.loop_ticks_90k.saturating_mul(n as i64);
-        match (track, self.audio_rate) {
-            (AUDIO, Some(rate)) => ceil_rescale(ticks, VIDEO_TIMESCALE, rate),
-            _ => ticks,
-        }
+    /// The end of the longest track.
+    pub fn duration(&self) -> Duration {
+        self.ends
+            .iter()
+            .filter_map(|&(t, end)| {
+                let ts = self.info.track(t)?.timescale();
+                Some(Duration::from_secs_f64(end.max(0) as f64 / f64::from(ts)))
+            })
+            .max()
+            .unwrap_or_default()
     }
 }
 
-/// Reads every sample of MP4 track `id` (timescale `from`) as frames of `track` at `to`;
-/// returns the track's end time in `to` units.
+/// Reads every sample of MP4 track `id` (timescale `from`) as frames of `track` at timescale
+/// `to`; returns the track's end in `to` units.
 fn read_track<R: Read + Seek>(
     r: &mut mp4::Mp4Reader<R>,
-    id: u32,
-    from: u32,
-    track: TrackId,
-    to: u32,
-    out: &mut Vec<(f64, Frame)>,
+    (id, from): (u32, u32),
+    (track, to): (TrackId, u32),
+    out: &mut Vec<Frame>,
 ) -> Result<i64, MediaError> {
     let count = r.sample_count(id)?;
     if count == 0 || count > MAX_SAMPLES_PER_TRACK {
@@ -207,25 +231,67 @@ fn read_track<R: Read + Seek>(
         let dts = rescale(start, from, to);
         let pts = rescale(start + i64::from(s.rendering_offset), from, to);
         end = end.max(rescale(start + i64::from(s.duration), from, to));
-        out.push((
-            dts as f64 / f64::from(to),
-            Frame::new(track, dts, pts, s.is_sync, s.bytes),
-        ));
+        let key = s.is_sync || track == AUDIO;
+        out.push(Frame::new(track, dts, pts, key, s.bytes));
     }
     Ok(end)
-}
-
-/// `value * to / from`, rounded up.
-fn ceil_rescale(value: i64, from: u32, to: u32) -> i64 {
-    let n = i128::from(value) * i128::from(to);
-    let d = i128::from(from);
-    ((n + d - 1).div_euclid(d)) as i64
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::process::Command;
+
+    fn capture() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../sigma-llhls/testdata/testsrc2_bf3_aac.mp4")
+    }
+
+    /// The captured file (see sigma-llhls/testdata/README.md): 6 s of 320x180 30 fps High with
+    /// 3 B-frames and 1 s GOPs, 48 kHz stereo AAC.
+    #[test]
+    fn reads_the_captured_file() {
+        let media = Media::open(&capture()).unwrap();
+        let tracks = media.info().tracks();
+        assert_eq!(tracks.len(), 2);
+        let CodecConfig::H264(v) = tracks[0].codec() else {
+            panic!("video first")
+        };
+        assert_eq!((v.width(), v.height()), (320, 180));
+        assert_eq!((tracks[0].id(), tracks[0].timescale()), (VIDEO, 90_000));
+        assert_eq!((tracks[1].id(), tracks[1].timescale()), (AUDIO, 48_000));
+        let video: Vec<&Frame> = media
+            .frames()
+            .iter()
+            .filter(|f| f.track() == VIDEO)
+            .collect();
+        assert_eq!(video.len(), 180);
+        assert_eq!(video.iter().filter(|f| f.is_keyframe()).count(), 6);
+        assert!(video.iter().any(|f| f.pts() > f.dts()), "B-frames reorder");
+        assert!(
+            media
+                .frames()
+                .iter()
+                .all(|f| f.track() == VIDEO || f.is_keyframe())
+        );
+        assert_eq!(media.end(VIDEO), Some(6 * 90_000));
+        let d = media.duration().as_secs_f64();
+        assert!((6.0..6.1).contains(&d), "{d}");
+        // Interleaved by decode time.
+        let secs = |f: &Frame| {
+            f.dts() as f64
+                / if f.track() == VIDEO {
+                    90_000.0
+                } else {
+                    48_000.0
+                }
+        };
+        assert!(
+            media
+                .frames()
+                .windows(2)
+                .all(|w| secs(&w[0]) <= secs(&w[1]))
+        );
+    }
 
     /// Writes a 3 s 320x180 clip (2 s GOP, B-frames) with 44.1 kHz AAC using ffmpeg.
     fn clip(dir: &Path) -> std::path::PathBuf {
@@ -234,19 +300,9 @@ mod tests {
             .args(["-nostdin", "-loglevel", "error", "-y"])
             .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"])
             .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-            .args([
-                "-t",
-                "3",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-g",
-                "50",
-            ])
-            .args([
-                "-bf", "2", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k",
-            ])
+            .args(["-t", "3", "-c:v", "libx264", "-preset", "ultrafast"])
+            .args(["-g", "50", "-bf", "2", "-pix_fmt", "yuv420p"])
+            .args(["-c:a", "aac", "-b:a", "64k"])
             .arg(&path)
             .status()
             .expect("ffmpeg runs");
@@ -291,20 +347,11 @@ mod tests {
 
     #[test]
     fn frames_match_ffprobe_packets() {
-        let dir = std::env::temp_dir().join(format!("sigma-load-media-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("sigma-core-media-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = clip(&dir);
         let media = Media::open(&path).unwrap();
-
-        let tracks = media.info().tracks();
-        assert_eq!(tracks.len(), 2);
-        let CodecConfig::H264(v) = tracks[0].codec() else {
-            panic!("video first")
-        };
-        assert_eq!((v.width(), v.height()), (320, 180));
-        assert_eq!(tracks[1].id(), AUDIO);
-        assert_eq!(tracks[1].timescale(), 44_100);
-
+        assert_eq!(media.info().tracks()[1].timescale(), 44_100);
         for (track, stream, to) in [(VIDEO, "v:0", VIDEO_TIMESCALE), (AUDIO, "a:0", 44_100)] {
             let packets = probe(&path, stream);
             let from = time_base(&path, stream);
@@ -330,37 +377,8 @@ mod tests {
         }
         let first_video = media.frames().iter().find(|f| f.track() == VIDEO).unwrap();
         assert!(first_video.is_keyframe() && first_video.dts() == 0);
-
-        // Interleaved by time, offsets follow.
-        let secs = |f: &Frame| {
-            f.dts() as f64 / f64::from(if f.track() == VIDEO { 90_000 } else { 44_100 })
-        };
-        for (w, o) in media.frames().windows(2).zip(media.offsets().windows(2)) {
-            assert!(secs(&w[0]) <= secs(&w[1]) + 1e-9);
-            assert!(o[0] <= o[1]);
-        }
-        // Looping: each pass starts after the previous one ended, on every track.
-        let len = media.loop_duration().as_secs_f64();
+        let len = media.duration().as_secs_f64();
         assert!((2.9..3.2).contains(&len), "{len}");
-        for track in [VIDEO, AUDIO] {
-            let last = media
-                .frames()
-                .iter()
-                .rev()
-                .find(|f| f.track() == track)
-                .unwrap();
-            for n in 1..4 {
-                let first = media.frames().iter().find(|f| f.track() == track).unwrap();
-                assert!(
-                    first.dts() + media.loop_shift(track, n)
-                        > last.dts() + media.loop_shift(track, n - 1)
-                );
-            }
-        }
-        assert_eq!(
-            media.loop_shift(AUDIO, 1),
-            ceil_rescale(media.loop_shift(VIDEO, 1), 90_000, 44_100)
-        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -370,7 +388,7 @@ mod tests {
         let len = data.len() as u64;
         assert!(Media::read(std::io::Cursor::new(data), len).is_err());
         assert!(matches!(
-            Media::open(Path::new("/nonexistent/sigma-load.mp4")),
+            Media::open(Path::new("/nonexistent/sigma-media.mp4")),
             Err(MediaError::Io { .. })
         ));
     }

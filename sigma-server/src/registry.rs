@@ -1,9 +1,12 @@
 //! The stream registry: publish admission, per-stream latency, and the lifecycle that ties a
-//! publisher's bus to the LL-HLS origin through a [`relay`](crate::relay).
+//! publisher's bus to the LL-HLS origin through a [`relay`].
 //!
 //! - Admission checks the application, the stream name and, when the application lists stream
 //!   keys, the key (the stream name itself, or `?key=` / `?token=` on it). A stream already
-//!   being published refuses a second publisher.
+//!   being published refuses a second publisher. A refusal is a [`Rejection`], the type the RTMP
+//!   driver turns into the publisher's `onStatus` code: `NetStream.Publish.BadName` for an
+//!   invalid or already-published name, `NetStream.Publish.Denied` for an unknown application, a
+//!   bad key or a bad `?latency=`, `NetStream.Publish.Failed` when the packager refuses.
 //! - A broadcaster picks the latency with `?latency=normal|low|ultra-low`; else the
 //!   application's, else the server's default.
 //! - A publisher that comes back within the grace period continues the same playlists; after
@@ -14,6 +17,7 @@ use crate::relay::{self, RelayHandle};
 use sigma_core::bus::{self, Producer, Subscriber, Window};
 use sigma_core::{StreamEvent, StreamKey, UnpublishReason};
 use sigma_llhls::{LatencyMode, Origin, PublishOptions};
+use sigma_rtmp::session::Rejection;
 use sigma_transcode::ladder::KeyframePolicy;
 use sigma_transcode::{Ladder, Options as TranscodeOptions};
 use std::collections::HashMap;
@@ -21,29 +25,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 use tokio::sync::broadcast;
-
-/// Why a publisher was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum Refused {
-    /// No `[[app]]` of that name.
-    #[error("unknown application {0:?}")]
-    UnknownApp(String),
-    /// The stream name is empty, too long, or has characters outside `A-Z a-z 0-9 _ -`.
-    #[error("invalid stream name {0:?}")]
-    InvalidName(String),
-    /// The application requires a stream key and none given matched.
-    #[error("stream key not accepted")]
-    BadKey,
-    /// Someone is publishing this stream already.
-    #[error("stream {0} is already being published")]
-    AlreadyPublishing(StreamKey),
-    /// `?latency=` named no mode.
-    #[error("{0}")]
-    BadLatency(String),
-    /// The packager refused the stream.
-    #[error("packager refused the stream: {0}")]
-    Origin(#[from] sigma_llhls::Error),
-}
 
 /// A publisher the registry accepted: push its frames into `producer`; dropping it ends this
 /// publisher's session (the stream itself waits for the grace period).
@@ -162,6 +143,16 @@ async fn package_ladder(
     }
 }
 
+/// The refusal for a packager error: the name rules and "already published" are the publisher's
+/// to fix; anything else is the server's failure.
+fn packager_refused(key: &StreamKey, e: sigma_llhls::Error) -> Rejection {
+    match e {
+        sigma_llhls::Error::InvalidName(_) => Rejection::InvalidName(key.name.clone()),
+        sigma_llhls::Error::AlreadyPublished(_) => Rejection::AlreadyPublishing(key.clone()),
+        e => Rejection::failed(e),
+    }
+}
+
 /// The bus window between a publisher and its relay, and between the relay and the packager.
 fn window() -> Window {
     Window::default()
@@ -232,16 +223,22 @@ impl Registry {
         v
     }
 
-    /// Decides on a publish request for `app`/`name` with the stream key's query string.
-    /// Must be called within a tokio runtime (it starts the stream's tasks).
-    pub fn admit(&self, app: &str, name: &str, query: &str) -> Result<Admitted, Refused> {
+    /// Decides on a publish request for `app`/`name` with the stream key's query string (with or
+    /// without its `?`). Must be called within a tokio runtime (it starts the stream's tasks).
+    ///
+    /// Refusals, by [`Rejection`] variant: [`UnknownApp`](Rejection::UnknownApp),
+    /// [`InvalidName`](Rejection::InvalidName) (not a [valid name](StreamKey::valid_name), or
+    /// `index`), [`Denied`](Rejection::Denied) for a `?latency=` naming no mode,
+    /// [`BadKey`](Rejection::BadKey), [`AlreadyPublishing`](Rejection::AlreadyPublishing), and
+    /// [`Failed`](Rejection::Failed) with the packager's [`sigma_llhls::Error`].
+    pub fn admit(&self, app: &str, name: &str, query: &str) -> Result<Admitted, Rejection> {
         let app_cfg = self
             .inner
             .config
             .app(app)
-            .ok_or_else(|| Refused::UnknownApp(app.to_string()))?;
-        if !sigma_llhls::origin::valid_name(name) || name == "index" {
-            return Err(Refused::InvalidName(name.to_string()));
+            .ok_or_else(|| Rejection::UnknownApp(app.to_string()))?;
+        if !StreamKey::valid_name(name) || name == "index" {
+            return Err(Rejection::InvalidName(name.to_string()));
         }
         let mut key_given = None;
         let mut token_given = None;
@@ -250,7 +247,7 @@ impl Registry {
             match &*k {
                 "key" => key_given = Some(v.into_owned()),
                 "token" => token_given = Some(v.into_owned()),
-                "latency" => latency = Some(parse_latency(&v).map_err(Refused::BadLatency)?),
+                "latency" => latency = Some(parse_latency(&v).map_err(Rejection::Denied)?),
                 _ => {}
             }
         }
@@ -260,7 +257,7 @@ impl Registry {
                 .flatten()
                 .any(|k| app_cfg.stream_keys.contains(&k));
             if !ok {
-                return Err(Refused::BadKey);
+                return Err(Rejection::BadKey);
             }
         }
         let key = StreamKey::new(app, name);
@@ -269,7 +266,7 @@ impl Registry {
         let mut streams = self.streams();
         if let Some(e) = streams.get(&key) {
             if !e.relay.claim() {
-                return Err(Refused::AlreadyPublishing(key));
+                return Err(Rejection::AlreadyPublishing(key));
             }
             match e.relay.resume(consumer) {
                 Ok(()) => {
@@ -288,12 +285,14 @@ impl Registry {
         let mode = latency.unwrap_or_else(|| self.default_mode(app));
         let origin = self
             .origin(app)
-            .ok_or_else(|| Refused::UnknownApp(app.to_string()))?;
+            .ok_or_else(|| Rejection::UnknownApp(app.to_string()))?;
         let grace = self.inner.config.server.grace_period;
         let (stream_bus, relay, relay_task) = relay::spawn(consumer, window(), grace);
         let packaging = match self.inner.config.ladder_for(app, name) {
             None => {
-                let publication = origin.publish(name, &stream_bus, PublishOptions::new(mode))?;
+                let publication = origin
+                    .publish(name, &stream_bus, PublishOptions::new(mode))
+                    .map_err(|e| packager_refused(&key, e))?;
                 tokio::spawn(publication.finished())
             }
             Some(ladder) => tokio::spawn(package_ladder(
@@ -364,5 +363,95 @@ impl Registry {
     /// Ends every stream now (server shutdown): no grace period.
     pub fn shutdown(&self) {
         self.streams().clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EMBEDDED_DEFAULT;
+
+    fn registry(keys: &str) -> Registry {
+        let text = EMBEDDED_DEFAULT.replace("stream_keys = []", &format!("stream_keys = {keys}"));
+        Registry::new(Config::parse(&text, "test").unwrap())
+    }
+
+    fn refusal(r: Result<Admitted, Rejection>) -> Rejection {
+        r.expect_err("refused")
+    }
+
+    /// Each refusal reason carries its own RTMP status code.
+    #[tokio::test]
+    async fn refusals_map_to_their_rtmp_codes() {
+        let open = registry("[]");
+        let r = refusal(open.admit("nope", "cam", ""));
+        assert!(
+            matches!(&r, Rejection::UnknownApp(a) if a == "nope"),
+            "{r:?}"
+        );
+        assert_eq!(r.code(), "NetStream.Publish.Denied");
+        for bad in ["", "a b", "index", &"n".repeat(65)] {
+            let r = refusal(open.admit("live", bad, ""));
+            assert!(matches!(r, Rejection::InvalidName(_)), "{bad:?}: {r:?}");
+            assert_eq!(r.code(), "NetStream.Publish.BadName");
+        }
+        let r = refusal(open.admit("live", "cam", "latency=fast"));
+        assert!(
+            matches!(&r, Rejection::Denied(m) if m.contains("fast")),
+            "{r:?}"
+        );
+        assert_eq!(r.code(), "NetStream.Publish.Denied");
+
+        let first = open.admit("live", "cam", "?latency=ultra-low").unwrap();
+        assert_eq!(first.mode, LatencyMode::UltraLow);
+        let r = refusal(open.admit("live", "cam", ""));
+        assert!(
+            matches!(&r, Rejection::AlreadyPublishing(k) if k == &first.key),
+            "{r:?}"
+        );
+        assert_eq!(r.code(), "NetStream.Publish.BadName");
+        open.shutdown();
+    }
+
+    #[tokio::test]
+    async fn stream_keys() {
+        let keyed = registry("[\"s3cret\"]");
+        let r = refusal(keyed.admit("live", "cam", "key=wrong"));
+        assert!(matches!(r, Rejection::BadKey), "{r:?}");
+        assert_eq!(r.code(), "NetStream.Publish.Denied");
+        assert!(matches!(
+            refusal(keyed.admit("live", "cam", "")),
+            Rejection::BadKey
+        ));
+        assert!(keyed.admit("live", "cam", "key=s3cret").is_ok());
+        assert!(keyed.admit("live", "other", "token=s3cret").is_ok());
+        assert!(
+            keyed.admit("live", "s3cret", "").is_ok(),
+            "the name itself is the key"
+        );
+        keyed.shutdown();
+    }
+
+    #[test]
+    fn packager_errors() {
+        let key = StreamKey::new("live", "cam");
+        let r = packager_refused(
+            &key,
+            sigma_llhls::Error::AlreadyPublished("cam/video".into()),
+        );
+        assert_eq!(r.code(), "NetStream.Publish.BadName");
+        let r = packager_refused(&key, sigma_llhls::Error::InvalidName("x y".into()));
+        assert_eq!(r.code(), "NetStream.Publish.BadName");
+        let e = sigma_llhls::Error::LimitExceeded {
+            what: "renditions per stream",
+            limit: 32,
+        };
+        let r = packager_refused(&key, e.clone());
+        assert_eq!(r.code(), "NetStream.Publish.Failed");
+        // The packager's error stays typed.
+        let Rejection::Failed(source) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(source.downcast_ref::<sigma_llhls::Error>(), Some(&e));
     }
 }

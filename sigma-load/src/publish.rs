@@ -1,7 +1,7 @@
 //! One simulated broadcaster: publishes a [`Media`] in a loop, in real time, with the sigma-rtmp
 //! publish client.
 
-use super::media::Media;
+use crate::media::Media;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;

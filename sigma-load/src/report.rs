@@ -1,10 +1,10 @@
 //! The result of a run: per-stream ingest and viewing figures, totals, and the server's CPU and
 //! memory; printed as a table or as one JSON object.
 
-use super::Config;
-use super::publish::IngestStats;
-use super::stats::{Delays, ErrorCounts, Percentiles};
-use super::viewer::{Mode, ViewerStats};
+use crate::Config;
+use crate::publish::IngestStats;
+use crate::stats::{Delays, ErrorCounts, Percentiles};
+use crate::viewer::{Mode, ViewerStats};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::time::Duration;

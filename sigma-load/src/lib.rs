@@ -1,7 +1,43 @@
 //! `sigma-load`: publish N streams and watch each with M simulated viewers, to size a
-//! deployment.
+//! deployment. The `sigma-load` binary (package `sigma-examples`) is only its command line; see
+//! docs/load.md.
 //!
-//! Layers: [`media`] reads an MP4 into frames, [`playlist`] reads HLS playlists, [`stats`]
+//! ```
+//! use sigma_load::media::Media;
+//! use sigma_load::viewer::Mode;
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! # let mut c = sigma_server::config::Config::parse(sigma_server::config::EMBEDDED_DEFAULT, "d")?;
+//! # c.server.rtmp_listen = "127.0.0.1:0".parse()?;
+//! # c.server.http_listen = "127.0.0.1:0".parse()?;
+//! # let server = sigma_server::server::start(c).await?;
+//! # let (rtmp, http) = (server.rtmp_addr, server.http_addr);
+//! // A server on loopback (here one started in-process) at `rtmp` and `http`.
+//! let clip = concat!(env!("CARGO_MANIFEST_DIR"), "/../sigma-llhls/testdata/testsrc2_bf3_aac.mp4");
+//! let config = sigma_load::Config {
+//!     rtmp: format!("rtmp://{rtmp}/live"),
+//!     http: format!("http://{http}/live"),
+//!     media: Arc::new(Media::open(std::path::Path::new(clip))?),
+//!     streams: 1,
+//!     viewers_per_stream: 2,
+//!     duration: Duration::from_secs(1),
+//!     warmup: Duration::from_secs(2),
+//!     stream_prefix: "load".into(),
+//!     mode: Mode::Llhls,
+//!     server_pids: vec![],
+//!     request_timeout: Duration::from_secs(5),
+//! };
+//! let report = sigma_load::run(config).await?;
+//! print!("{}", report.to_text());
+//! # server.shutdown().await;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Layers: [`media`] loops an MP4 read by sigma-core's test-media reader, [`playlist`] reads HLS playlists, [`stats`]
 //! holds the measurements (all three pure); [`publish`] (sigma-rtmp client) and [`viewer`]
 //! (hyper client) are the tokio shells; [`run`] wires them for one bounded run and [`report`]
 //! prints the result. Targets must be loopback addresses ([`endpoint`]).

@@ -1,11 +1,23 @@
 //! `sigma-server`'s wiring: the RTMP listener feeds the [`Registry`], whose streams the LL-HLS
 //! origins serve over one HTTP listener, next to `/healthz` and the player page.
 //!
+//! Routes of the HTTP listener (the viewers'), by first path segment:
+//!
+//! | path | answer |
+//! |---|---|
+//! | `/healthz` | `{"status":"ok","streams":N,"publishing":M}` |
+//! | `/assets/hls.min.js` | the bundled hls.js |
+//! | `/{app}/{stream}/player` | the player page for that stream |
+//! | `/{app}/…` | the application's LL-HLS origin ([`sigma_llhls::HttpService`]) |
+//!
+//! The first segments in [`RESERVED_SEGMENTS`] belong to the server (some for routes to come),
+//! so configuration validation refuses an application with one of those names.
+//!
 //! Everything here is glue; protocol and packaging logic lives in `sigma-rtmp` and
 //! `sigma-llhls`.
 
 use crate::config::Config;
-use crate::registry::{Refused, Registry};
+use crate::registry::Registry;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -29,6 +41,15 @@ use tokio::task::JoinHandle;
 const PLAYER_HTML: &str = include_str!("../assets/player.html");
 const HLS_JS: &[u8] = include_bytes!("../assets/hls.min.js");
 
+/// First path segments the HTTP listener keeps for itself: `assets` (the player's scripts),
+/// `v` (playback by id), `healthz`, `livez`, `readyz` and `metrics`. No application may take
+/// one of these names ([`Config::validate`] refuses it).
+pub const RESERVED_SEGMENTS: &[&str] = &["assets", "v", "healthz", "livez", "readyz", "metrics"];
+
+/// The last path segment of a stream's player page: `/{app}/{stream}/player`. The LL-HLS
+/// origin's routes never end in a bare `player` (its files end in `.m3u8`, `.mp4` or `.m4s`).
+pub const PLAYER_SEGMENT: &str = "player";
+
 /// Bridges RTMP admission to the registry.
 struct Ingest {
     registry: Registry,
@@ -48,11 +69,8 @@ impl Application for Ingest {
                 Ok(a.producer)
             }
             Err(e) => {
-                tracing::warn!(stream = %stream, %remote, reason = %e, "publish refused");
-                Err(match e {
-                    Refused::BadKey => Rejection::Denied(e.to_string()),
-                    _ => Rejection::BadName(e.to_string()),
-                })
+                tracing::warn!(stream = %stream, %remote, reason = %e, code = e.code(), "publish refused");
+                Err(e)
             }
         };
         std::future::ready(r)
@@ -70,8 +88,7 @@ impl Application for Ingest {
     }
 }
 
-/// The HTTP front: `/healthz`, `/player/…`, and each application's LL-HLS origin under
-/// `/{app}/…`.
+/// The HTTP front: the routes in the module docs.
 #[derive(Clone)]
 struct Front {
     registry: Registry,
@@ -91,6 +108,32 @@ fn text(
 }
 
 impl Front {
+    /// A front for `registry`'s applications, each origin under `/{app}`.
+    fn new(registry: Registry) -> Front {
+        let services = registry
+            .config()
+            .apps
+            .iter()
+            .filter_map(|a| {
+                let origin = registry.origin(&a.name)?.clone();
+                Some((
+                    a.name.clone(),
+                    HttpService::with_prefix(origin, &format!("/{}", a.name)),
+                ))
+            })
+            .collect();
+        Front {
+            registry,
+            services: Arc::new(services),
+        }
+    }
+}
+
+fn not_found() -> Response<Body> {
+    text(StatusCode::NOT_FOUND, "text/plain", "not found\n")
+}
+
+impl Front {
     async fn handle<B: Send + 'static>(&self, req: Request<B>) -> Response<Body> {
         let path = req.uri().path().to_owned();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -104,7 +147,7 @@ impl Front {
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 r
             }
-            ["player", "hls.min.js"] => {
+            ["assets", "hls.min.js"] => {
                 let mut r = text(
                     StatusCode::OK,
                     "text/javascript; charset=utf-8",
@@ -116,28 +159,20 @@ impl Front {
                 );
                 r
             }
-            ["player", name] => self.player(self.default_app(), name),
-            ["player", app, name] => self.player(app, name),
+            [first, ..] if RESERVED_SEGMENTS.contains(first) => not_found(),
+            [app, name, last] if *last == PLAYER_SEGMENT => self.player(app, name),
             [app, ..] => match self.services.get(*app) {
                 Some(service) => service.handle(req).await,
-                None => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+                None => not_found(),
             },
-            [] => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+            [] => not_found(),
         }
     }
 
-    fn default_app(&self) -> &str {
-        self.registry
-            .config()
-            .apps
-            .first()
-            .map_or("live", |a| a.name.as_str())
-    }
-
     fn player(&self, app: &str, name: &str) -> Response<Body> {
-        // Names are restricted to A-Z a-z 0-9 _ - so they are safe to put in the page.
-        if self.services.get(app).is_none() || !sigma_llhls::origin::valid_name(name) {
-            return text(StatusCode::NOT_FOUND, "text/plain", "not found\n");
+        // Valid names are A-Z a-z 0-9 _ - only, so they are safe to put in the page.
+        if self.services.get(app).is_none() || !StreamKey::valid_name(name) {
+            return not_found();
         }
         let mode = self.registry.mode_of(app, name);
         let page = PLAYER_HTML
@@ -185,22 +220,7 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
         .await
     });
 
-    let services = registry
-        .config()
-        .apps
-        .iter()
-        .filter_map(|a| {
-            let origin = registry.origin(&a.name)?.clone();
-            Some((
-                a.name.clone(),
-                HttpService::with_prefix(origin, &format!("/{}", a.name)),
-            ))
-        })
-        .collect();
-    let front = Front {
-        registry: registry.clone(),
-        services: Arc::new(services),
-    };
+    let front = Front::new(registry.clone());
     let http_task = tokio::spawn(serve_http(http_listener, front, stop_rx));
 
     Ok(Running {
@@ -261,5 +281,69 @@ impl Running {
             tracing::warn!(error = %e, "RTMP listener ended with an error");
         }
         let _ = self.http_task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EMBEDDED_DEFAULT;
+    use http_body_util::BodyExt;
+
+    fn front(apps: &[&str]) -> Front {
+        let mut text = EMBEDDED_DEFAULT.to_string();
+        for app in apps.iter().skip(1) {
+            text.push_str(&format!("\n[[app]]\nname = \"{app}\"\n"));
+        }
+        let text = text.replacen("name = \"live\"", &format!("name = \"{}\"", apps[0]), 1);
+        Front::new(Registry::new(Config::parse(&text, "test").unwrap()))
+    }
+
+    async fn get(front: &Front, path: &str) -> (StatusCode, String) {
+        let r = front.handle(Request::get(path).body(()).unwrap()).await;
+        let status = r.status();
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn routes() {
+        let f = front(&["live", "player"]);
+        let (status, page) = get(&f, "/live/cam/player").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("\"/live/cam/index.m3u8\""), "{page}");
+        assert!(page.contains("src=\"/assets/hls.min.js\""), "{page}");
+        // An application named `player` is not shadowed by the player page.
+        let (status, page) = get(&f, "/player/cam/player").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("\"/player/cam/index.m3u8\""), "{page}");
+        let (status, js) = get(&f, "/assets/hls.min.js").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(js.len(), HLS_JS.len());
+        let (status, health) = get(&f, "/healthz").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(health.contains("\"streams\":0"), "{health}");
+        for missing in [
+            "/",
+            "/player/cam",
+            "/player/hls.min.js",
+            "/assets/other.js",
+            "/v/abc/index.m3u8",
+            "/metrics",
+            "/live/bad%20name/player",
+            "/other/cam/player",
+            "/live/cam/index.m3u8",
+            "/player/cam/index.m3u8",
+        ] {
+            assert_eq!(get(&f, missing).await.0, StatusCode::NOT_FOUND, "{missing}");
+        }
+    }
+
+    #[test]
+    fn the_origin_never_serves_a_bare_player_file() {
+        // The player route takes `/{app}/{stream}/player`; the origin's stream files end in
+        // .m3u8, .mp4 or .m4s, so a stream named `player` still has its playlists.
+        assert!(!RESERVED_SEGMENTS.contains(&PLAYER_SEGMENT));
+        assert!(StreamKey::valid_name(PLAYER_SEGMENT));
     }
 }

@@ -1,0 +1,40 @@
+//! Sigma's server as a library: RTMP in, LL-HLS out, configured by a TOML file. The
+//! `sigma-server` binary (package `sigma-examples`) is only its command line.
+//!
+//! ```
+//! use sigma_server::config::Config;
+//!
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! // The embedded default configuration, on loopback ports the system picks.
+//! let mut config = Config::parse(sigma_server::config::EMBEDDED_DEFAULT, "embedded default")?;
+//! config.server.rtmp_listen = "127.0.0.1:0".parse()?;
+//! config.server.http_listen = "127.0.0.1:0".parse()?;
+//! let running = sigma_server::server::start(config).await?;
+//! println!("publish to rtmp://{}/live/STREAM", running.rtmp_addr);
+//! println!("play http://{}/live/STREAM/index.m3u8", running.http_addr);
+//! let mut events = running.registry.events(); // published / unpublished, as they happen
+//! # let _ = &mut events;
+//! running.shutdown().await;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Modules:
+//! - [`config`]: the embedded default, an optional TOML file and command-line flags, merged and
+//!   validated.
+//! - [`registry`]: publish admission (application, stream name, stream key, one publisher per
+//!   stream) whose refusals are [`sigma_rtmp::session::Rejection`]s, per-stream latency, and
+//!   the stream lifecycle (grace period, ended retention); stream events.
+//! - [`relay`]: publisher continuity, one long-lived bus per stream fed by successive
+//!   publishers.
+//! - [`server`]: the wiring — the RTMP listener into the registry, one HTTP listener for the
+//!   applications' LL-HLS origins, `/healthz` and the player page.
+//!
+//! IO happens only in [`server`] (listeners) and in the tasks [`registry`] starts; media logic
+//! lives in `sigma-rtmp`, `sigma-llhls` and `sigma-transcode`.
+
+pub mod config;
+pub mod registry;
+pub mod relay;
+pub mod server;
