@@ -11,7 +11,7 @@ use crate::id::{self, Kind};
 use crate::lifecycle::{Input, Status};
 use crate::model::*;
 use crate::playback::{self};
-use crate::store::{ApiTokenRecord, Cursor, SigningKeyRecord, StoreError};
+use crate::store::{ApiTokenRecord, Cursor, Listed, SigningKeyRecord, StoreError};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -306,14 +306,9 @@ fn form_pairs(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn page<T, R>(
-    rows: Vec<R>,
-    limit: u32,
-    key: impl Fn(&R) -> Cursor,
-    show: impl Fn(R) -> T,
-) -> List<T> {
+fn page<T, R: Listed>(rows: Vec<R>, limit: u32, show: impl Fn(R) -> T) -> List<T> {
     let next_cursor = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|r| key(r).encode()))
+        .then(|| rows.last().map(|r| r.cursor().encode()))
         .flatten();
     List {
         data: rows.into_iter().map(show).collect(),
@@ -482,20 +477,8 @@ impl Api {
                 "this token may only read",
             ));
         }
-        let has_body = matches!(
-            r,
-            Route::CreateStream
-                | Route::UpdateStream(_)
-                | Route::CreatePlaybackId(_)
-                | Route::CreateToken
-        );
-        let bytes = if has_body {
-            read_body(body).await?
-        } else {
-            // Bodies on other routes are ignored, but still bounded.
-            let _ = read_body(body).await?;
-            Bytes::new()
-        };
+        // Read (bounded, timed) on every route; routes without a body ignore it.
+        let bytes = read_body(body).await?;
         let q = query.as_deref();
         let no_query = || -> Result<(), ApiError> {
             match q {
@@ -521,18 +504,7 @@ impl Api {
                     .store()
                     .live_streams(q.cursor.as_ref(), q.limit)
                     .await?;
-                Ok(json(
-                    StatusCode::OK,
-                    &page(
-                        rows,
-                        q.limit,
-                        |s| Cursor {
-                            created_at: s.created_at,
-                            id: s.id.clone(),
-                        },
-                        |s| self.show(s),
-                    ),
-                ))
+                Ok(json(StatusCode::OK, &page(rows, q.limit, |s| self.show(s))))
             }
             Route::GetStream(id) => {
                 no_query()?;
@@ -620,18 +592,7 @@ impl Api {
                     .store()
                     .signing_keys(q.cursor.as_ref(), q.limit)
                     .await?;
-                Ok(json(
-                    StatusCode::OK,
-                    &page(
-                        rows,
-                        q.limit,
-                        |k| Cursor {
-                            created_at: k.created_at,
-                            id: k.id.clone(),
-                        },
-                        show_key,
-                    ),
-                ))
+                Ok(json(StatusCode::OK, &page(rows, q.limit, show_key)))
             }
             Route::GetKey(id) => {
                 no_query()?;
@@ -657,13 +618,10 @@ impl Api {
             Route::CreateToken => {
                 no_query()?;
                 let body: CreateApiToken = parse_json(&bytes)?;
-                Rules {
+                let scopes = Rules {
                     ladders: &self.control.config().ladders,
                 }
                 .api_token(&body)?;
-                let mut scopes = body.scopes.clone();
-                scopes.sort();
-                scopes.dedup();
                 let token = self.control.with_rng(|r| id::new_api_token(r));
                 let rec = ApiTokenRecord {
                     id: self.control.with_rng(|r| id::new_id(Kind::ApiToken, r)),
@@ -691,18 +649,7 @@ impl Api {
                     .store()
                     .api_tokens(q.cursor.as_ref(), q.limit)
                     .await?;
-                Ok(json(
-                    StatusCode::OK,
-                    &page(
-                        rows,
-                        q.limit,
-                        |t| Cursor {
-                            created_at: t.created_at,
-                            id: t.id.clone(),
-                        },
-                        show_token,
-                    ),
-                ))
+                Ok(json(StatusCode::OK, &page(rows, q.limit, show_token)))
             }
             Route::GetToken(id) => {
                 no_query()?;

@@ -107,9 +107,39 @@ pub enum AuthError {
     Unavailable,
 }
 
-struct Cached<T> {
-    at: Instant,
-    value: T,
+/// Lookups on the media path, trusted for [`CACHE_TTL`]; at most `max` entries (all are
+/// dropped when it fills, and the store is asked again).
+struct TtlCache<V> {
+    entries: HashMap<String, (Instant, V)>,
+    max: usize,
+}
+
+impl<V: Clone> TtlCache<V> {
+    fn new(max: usize) -> Self {
+        TtlCache {
+            entries: HashMap::new(),
+            max,
+        }
+    }
+
+    fn fresh(&self, key: &str) -> Option<V> {
+        self.entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < CACHE_TTL)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn insert(&mut self, key: &str, value: V) {
+        if self.entries.len() >= self.max {
+            self.entries.clear();
+        }
+        self.entries
+            .insert(key.to_string(), (Instant::now(), value));
+    }
+
+    fn remove(&mut self, key: &str) {
+        self.entries.remove(key);
+    }
 }
 
 struct Inner {
@@ -119,8 +149,8 @@ struct Inner {
     media: MediaToken,
     lifecycles: Mutex<HashMap<String, Lifecycle>>,
     commands: broadcast::Sender<Command>,
-    playback_cache: Mutex<HashMap<String, Cached<Option<PlaybackTarget>>>>,
-    key_cache: Mutex<HashMap<String, Cached<Option<[u8; 32]>>>>,
+    playback_cache: Mutex<TtlCache<Option<PlaybackTarget>>>,
+    key_cache: Mutex<TtlCache<Option<[u8; 32]>>>,
     limiter: Mutex<FailureLimiter>,
     admin_hash: Option<String>,
     writes: mpsc::Sender<(String, Status, i64)>,
@@ -184,8 +214,8 @@ impl Control {
                 media: MediaToken::new(secret),
                 lifecycles: Mutex::new(HashMap::new()),
                 commands: broadcast::channel(256).0,
-                playback_cache: Mutex::new(HashMap::new()),
-                key_cache: Mutex::new(HashMap::new()),
+                playback_cache: Mutex::new(TtlCache::new(100_000)),
+                key_cache: Mutex::new(TtlCache::new(10_000)),
                 limiter: Mutex::new(FailureLimiter::default()),
                 admin_hash,
                 writes,
@@ -348,11 +378,12 @@ impl Control {
     /// Forgets a deleted live stream's in-memory state.
     pub fn forget(&self, live_stream_id: &str) {
         lock(&self.inner.lifecycles).remove(live_stream_id);
-        lock(&self.inner.playback_cache).retain(|_, c| {
-            c.value
-                .as_ref()
-                .is_none_or(|t| t.live_stream_id != live_stream_id)
-        });
+        lock(&self.inner.playback_cache)
+            .entries
+            .retain(|_, (_, v)| {
+                v.as_ref()
+                    .is_none_or(|t| t.live_stream_id != live_stream_id)
+            });
     }
 
     /// Decides on a publish with stream key `key`.
@@ -390,10 +421,8 @@ impl Control {
         if !Kind::PlaybackId.matches(playback_id) {
             return Ok(None);
         }
-        if let Some(c) = lock(&self.inner.playback_cache).get(playback_id) {
-            if c.at.elapsed() < CACHE_TTL {
-                return Ok(c.value.clone());
-            }
+        if let Some(v) = lock(&self.inner.playback_cache).fresh(playback_id) {
+            return Ok(v);
         }
         let value =
             self.inner
@@ -404,17 +433,7 @@ impl Control {
                     live_stream_id,
                     policy,
                 });
-        let mut cache = lock(&self.inner.playback_cache);
-        if cache.len() > 100_000 {
-            cache.clear();
-        }
-        cache.insert(
-            playback_id.to_string(),
-            Cached {
-                at: Instant::now(),
-                value: value.clone(),
-            },
-        );
+        lock(&self.inner.playback_cache).insert(playback_id, value.clone());
         Ok(value)
     }
 
@@ -432,10 +451,8 @@ impl Control {
         if !Kind::SigningKey.matches(kid) {
             return Ok(None);
         }
-        if let Some(c) = lock(&self.inner.key_cache).get(kid) {
-            if c.at.elapsed() < CACHE_TTL {
-                return Ok(c.value);
-            }
+        if let Some(v) = lock(&self.inner.key_cache).fresh(kid) {
+            return Ok(v);
         }
         let value = self
             .inner
@@ -443,17 +460,7 @@ impl Control {
             .signing_key(kid)
             .await?
             .map(|k| k.public_key);
-        let mut cache = lock(&self.inner.key_cache);
-        if cache.len() > 10_000 {
-            cache.clear();
-        }
-        cache.insert(
-            kid.to_string(),
-            Cached {
-                at: Instant::now(),
-                value,
-            },
-        );
+        lock(&self.inner.key_cache).insert(kid, value);
         Ok(value)
     }
 

@@ -367,6 +367,24 @@ fn check_metadata(m: &BTreeMap<String, String>) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// The checks create and update share, on the fields each may carry.
+fn check_fields(
+    name: Option<&str>,
+    reconnect_window: Option<u64>,
+    metadata: Option<&BTreeMap<String, String>>,
+) -> Result<(), Invalid> {
+    if let Some(n) = name {
+        check_name(n)?;
+    }
+    if let Some(w) = reconnect_window {
+        check_window(w)?;
+    }
+    if let Some(m) = metadata {
+        check_metadata(m)?;
+    }
+    Ok(())
+}
+
 impl Rules<'_> {
     fn check_ladder(&self, l: &Option<String>) -> Result<(), Invalid> {
         match l {
@@ -380,37 +398,21 @@ impl Rules<'_> {
 
     /// Validates a create request.
     pub fn create(&self, r: &CreateLiveStream) -> Result<(), Invalid> {
-        if let Some(n) = &r.name {
-            check_name(n)?;
-        }
-        if let Some(w) = r.reconnect_window {
-            check_window(w)?;
-        }
-        if let Some(m) = &r.metadata {
-            check_metadata(m)?;
-        }
+        check_fields(r.name.as_deref(), r.reconnect_window, r.metadata.as_ref())?;
         self.check_ladder(&r.ladder)
     }
 
     /// Validates an update request.
     pub fn update(&self, r: &UpdateLiveStream) -> Result<(), Invalid> {
-        if let Some(n) = &r.name {
-            check_name(n)?;
-        }
-        if let Some(w) = r.reconnect_window {
-            check_window(w)?;
-        }
-        if let Some(m) = &r.metadata {
-            check_metadata(m)?;
-        }
+        check_fields(r.name.as_deref(), r.reconnect_window, r.metadata.as_ref())?;
         if let Some(l) = &r.ladder {
             self.check_ladder(l)?;
         }
         Ok(())
     }
 
-    /// Validates a token request.
-    pub fn api_token(&self, r: &CreateApiToken) -> Result<(), Invalid> {
+    /// Validates a token request; returns its scopes sorted, without repeats.
+    pub fn api_token(&self, r: &CreateApiToken) -> Result<Vec<Scope>, Invalid> {
         check_name(&r.name)?;
         let mut s = r.scopes.clone();
         s.sort();
@@ -418,7 +420,7 @@ impl Rules<'_> {
         if s != [Scope::Read] && s != [Scope::Read, Scope::Write] {
             return Err(invalid("scopes", "[\"read\"] or [\"read\", \"write\"]"));
         }
-        Ok(())
+        Ok(s)
     }
 }
 

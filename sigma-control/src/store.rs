@@ -85,6 +85,24 @@ pub struct Cursor {
     pub id: String,
 }
 
+/// A row a list pages through: its position.
+pub trait Listed {
+    /// The cursor just after this row.
+    fn cursor(&self) -> Cursor;
+}
+
+macro_rules! listed {
+    ($($t:ty),*) => {$(
+        impl Listed for $t {
+            fn cursor(&self) -> Cursor {
+                Cursor { created_at: self.created_at, id: self.id.clone() }
+            }
+        }
+    )*};
+}
+
+listed!(LiveStreamRecord, SigningKeyRecord, ApiTokenRecord);
+
 impl Cursor {
     /// Opaque text for `next_cursor`.
     pub fn encode(&self) -> String {
@@ -115,6 +133,9 @@ fn corrupt(table: &'static str, what: impl Into<String>) -> StoreError {
 
 const STREAM_COLUMNS: &str = "id, name, stream_key, status, status_changed_at, latency_mode, \
      playback_policy, reconnect_window, auto_start, ladder, metadata, created_at, updated_at";
+
+const KEY_COLUMNS: &str = "id, public_key, created_at";
+const TOKEN_COLUMNS: &str = "id, name, scopes, token_hash, created_at";
 
 fn stream_row(r: &AnyRow) -> Result<LiveStreamRecord, StoreError> {
     let t = "live_streams";
@@ -167,6 +188,40 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 impl Store {
+    /// Up to `limit` rows of `table` after `after`, newest first (by `created_at`, then
+    /// `id`): the one page query behind every list.
+    async fn page(
+        &self,
+        columns: &str,
+        table: &str,
+        after: Option<&Cursor>,
+        limit: u32,
+    ) -> Result<Vec<AnyRow>, StoreError> {
+        let order = "ORDER BY created_at DESC, id DESC";
+        let rows = match after {
+            Some(c) => {
+                let q = format!(
+                    "SELECT {columns} FROM {table} \
+                     WHERE created_at < $1 OR (created_at = $1 AND id < $2) {order} LIMIT $3"
+                );
+                sqlx::query(&q)
+                    .bind(c.created_at)
+                    .bind(&c.id)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                let q = format!("SELECT {columns} FROM {table} {order} LIMIT $1");
+                sqlx::query(&q)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        Ok(rows)
+    }
+
     /// Connects to `url` (`sqlite://PATH` or `postgres://…`) and applies the migrations.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
@@ -363,29 +418,9 @@ impl Store {
         after: Option<&Cursor>,
         limit: u32,
     ) -> Result<Vec<LiveStreamRecord>, StoreError> {
-        let rows = match after {
-            Some(c) => {
-                let q = format!(
-                    "SELECT {STREAM_COLUMNS} FROM live_streams WHERE created_at < $1 OR (created_at = $1 AND id < $2) \
-                     ORDER BY created_at DESC, id DESC LIMIT $3"
-                );
-                sqlx::query(&q)
-                    .bind(c.created_at)
-                    .bind(&c.id)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                let q = format!(
-                    "SELECT {STREAM_COLUMNS} FROM live_streams ORDER BY created_at DESC, id DESC LIMIT $1"
-                );
-                sqlx::query(&q)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
+        let rows = self
+            .page(STREAM_COLUMNS, "live_streams", after, limit)
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             out.push(self.with_playback_ids(stream_row(r)?).await?);
@@ -562,10 +597,12 @@ impl Store {
 
     /// One signing key.
     pub async fn signing_key(&self, id: &str) -> Result<Option<SigningKeyRecord>, StoreError> {
-        let r = sqlx::query("SELECT id, public_key, created_at FROM signing_keys WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let r = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM signing_keys WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         r.as_ref().map(Self::key_row).transpose()
     }
 
@@ -575,12 +612,7 @@ impl Store {
         after: Option<&Cursor>,
         limit: u32,
     ) -> Result<Vec<SigningKeyRecord>, StoreError> {
-        let rows = match after {
-            Some(c) => sqlx::query("SELECT id, public_key, created_at FROM signing_keys WHERE created_at < $1 OR (created_at = $1 AND id < $2) ORDER BY created_at DESC, id DESC LIMIT $3")
-                .bind(c.created_at).bind(&c.id).bind(i64::from(limit)).fetch_all(&self.pool).await?,
-            None => sqlx::query("SELECT id, public_key, created_at FROM signing_keys ORDER BY created_at DESC, id DESC LIMIT $1")
-                .bind(i64::from(limit)).fetch_all(&self.pool).await?,
-        };
+        let rows = self.page(KEY_COLUMNS, "signing_keys", after, limit).await?;
         rows.iter().map(Self::key_row).collect()
     }
 
@@ -622,9 +654,9 @@ impl Store {
         &self,
         hash: &str,
     ) -> Result<Option<ApiTokenRecord>, StoreError> {
-        let r = sqlx::query(
-            "SELECT id, name, scopes, token_hash, created_at FROM api_tokens WHERE token_hash = $1",
-        )
+        let r = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"
+        ))
         .bind(hash)
         .fetch_optional(&self.pool)
         .await?;
@@ -633,9 +665,9 @@ impl Store {
 
     /// One token.
     pub async fn api_token(&self, id: &str) -> Result<Option<ApiTokenRecord>, StoreError> {
-        let r = sqlx::query(
-            "SELECT id, name, scopes, token_hash, created_at FROM api_tokens WHERE id = $1",
-        )
+        let r = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1"
+        ))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
@@ -648,12 +680,7 @@ impl Store {
         after: Option<&Cursor>,
         limit: u32,
     ) -> Result<Vec<ApiTokenRecord>, StoreError> {
-        let rows = match after {
-            Some(c) => sqlx::query("SELECT id, name, scopes, token_hash, created_at FROM api_tokens WHERE created_at < $1 OR (created_at = $1 AND id < $2) ORDER BY created_at DESC, id DESC LIMIT $3")
-                .bind(c.created_at).bind(&c.id).bind(i64::from(limit)).fetch_all(&self.pool).await?,
-            None => sqlx::query("SELECT id, name, scopes, token_hash, created_at FROM api_tokens ORDER BY created_at DESC, id DESC LIMIT $1")
-                .bind(i64::from(limit)).fetch_all(&self.pool).await?,
-        };
+        let rows = self.page(TOKEN_COLUMNS, "api_tokens", after, limit).await?;
         rows.iter().map(Self::token_row).collect()
     }
 
