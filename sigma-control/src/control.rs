@@ -394,6 +394,20 @@ impl Control {
             .live_stream_by_key(key)
             .await?
             .ok_or(AdmitError::UnknownKey)?;
+        {
+            // A live status stored for a stream this node has not seen is stale: left by a
+            // server that stopped without ending it (a live stream is published through one
+            // node at a time). Start it from idle.
+            let mut map = lock(&self.inner.lifecycles);
+            map.entry(s.id.clone()).or_insert_with(|| {
+                let status = if s.status.is_live() {
+                    Status::Idle
+                } else {
+                    s.status
+                };
+                Lifecycle::new(status, s.auto_start)
+            });
+        }
         let before = self.lifecycle_of(&s).status();
         match self.apply(&s, Input::PublisherConnected) {
             Ok(_) => {}
@@ -413,7 +427,7 @@ impl Control {
     pub fn in_preview(&self, live_stream_id: &str) -> bool {
         lock(&self.inner.lifecycles)
             .get(live_stream_id)
-            .is_some_and(|l| matches!(l.status(), Status::Preview | Status::Connected))
+            .is_some_and(Lifecycle::is_preview)
     }
 
     /// The live stream a playback id plays, if the id exists (cached for [`CACHE_TTL`]).

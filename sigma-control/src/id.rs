@@ -65,6 +65,18 @@ pub fn new_stream_key(rng: &mut dyn RngCore) -> String {
     random_b64(rng, 24)
 }
 
+/// Length of a stream key.
+pub const STREAM_KEY_LEN: usize = 32;
+
+/// Whether `s` has the shape of a stream key ([`STREAM_KEY_LEN`] URL-safe characters). The
+/// RTMP ingest treats such names as API keys only, so a reset or deleted key is refused
+/// rather than taken for an open stream name.
+pub fn is_stream_key_shape(s: &str) -> bool {
+    s.len() == STREAM_KEY_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// The prefix of every API token.
 pub const TOKEN_PREFIX: &str = "sgt_";
 

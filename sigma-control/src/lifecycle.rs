@@ -168,6 +168,22 @@ impl Lifecycle {
         self.status
     }
 
+    /// Whether only operators may watch now: in `preview`, or on the way there (`connected`
+    /// with `auto_start` off and no `start` yet), or `reconnecting` from either.
+    pub fn is_preview(&self) -> bool {
+        let heading = !self.auto_start && !self.started;
+        match self.status {
+            Status::Preview => true,
+            Status::Connected => heading,
+            Status::Reconnecting => match self.resume_to {
+                Status::Preview => true,
+                Status::Connected => heading,
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     /// Changes `auto_start` (a PATCH); it takes effect at the next first segment.
     pub fn set_auto_start(&mut self, auto_start: bool) {
         self.auto_start = auto_start;
@@ -250,6 +266,35 @@ mod tests {
     use Input as I;
     use Status as S;
     use proptest::prelude::*;
+
+    #[test]
+    fn preview_is_private_until_start() {
+        let mut l = Lifecycle::new(S::Idle, false);
+        assert!(!l.is_preview());
+        l.apply(I::PublisherConnected).unwrap();
+        assert!(l.is_preview(), "connected, heading to preview");
+        l.apply(I::FirstSegment).unwrap();
+        assert_eq!(l.status(), S::Preview);
+        assert!(l.is_preview());
+        l.apply(I::PublisherLost).unwrap();
+        assert!(l.is_preview(), "reconnecting from preview");
+        l.apply(I::Start).unwrap();
+        assert!(!l.is_preview(), "started while reconnecting");
+        l.apply(I::PublisherConnected).unwrap();
+        assert_eq!(l.status(), S::Active);
+        assert!(!l.is_preview());
+        // With auto_start on, a connected stream is public from the start.
+        let mut l = Lifecycle::new(S::Idle, true);
+        l.apply(I::PublisherConnected).unwrap();
+        assert!(!l.is_preview());
+        // Start before the first segment skips preview.
+        let mut l = Lifecycle::new(S::Idle, false);
+        l.apply(I::PublisherConnected).unwrap();
+        l.apply(I::Start).unwrap();
+        assert!(!l.is_preview());
+        l.apply(I::FirstSegment).unwrap();
+        assert_eq!(l.status(), S::Active);
+    }
 
     fn run(auto_start: bool, inputs: &[Input]) -> Vec<Status> {
         let mut l = Lifecycle::new(S::Idle, auto_start);

@@ -142,7 +142,14 @@ pub fn new_signing_key(rng: &mut dyn RngCore) -> Result<(String, [u8; 32]), Stri
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
     let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-    let pem = key
+    // PKCS#8 v1 (RFC 8410: the seed only), as `openssl genpkey -algorithm ed25519` writes
+    // it: OpenSSL 3.0 and the JWT libraries built on it refuse the v2 form with the public
+    // key attached.
+    let bytes = ed25519_dalek::pkcs8::KeypairBytes {
+        secret_key: seed,
+        public_key: None,
+    };
+    let pem = bytes
         .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
         .map_err(|e| e.to_string())?;
     Ok((pem.to_string(), key.verifying_key().to_bytes()))

@@ -605,6 +605,38 @@ async fn sqlite_backend_passes_the_suite() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A server that stopped without ending its broadcast leaves a live status in the store; the
+/// next start admits the stream's publisher again, from `idle`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_live_status_does_not_lock_the_stream_out() {
+    let dir = std::env::temp_dir().join(format!("sigma-control-stale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = Store::sqlite_url(&dir.join("control.db"));
+    let before = client(&url, 20).await;
+    let (_, ls) = before.admin("POST", "/v1/live-streams", None).await;
+    let (id, key) = (
+        ls["id"].as_str().unwrap().to_string(),
+        ls["stream_key"].as_str().unwrap().to_string(),
+    );
+    before.control.admit(&key).await.unwrap();
+    before.control.report(&id, Input::FirstSegment);
+    before.control.shutdown().await; // the status write lands; no BroadcastEnded follows
+    drop(before);
+    let after = client(&url, 21).await;
+    let (_, stored) = after
+        .admin("GET", &format!("/v1/live-streams/{id}"), None)
+        .await;
+    assert_eq!(stored["status"], "active", "the stale status is what was stored");
+    let a = after.control.admit(&key).await.expect("admitted again");
+    assert!(!a.resumed, "a new broadcast, not a resumption");
+    let (_, now) = after
+        .admin("GET", &format!("/v1/live-streams/{id}"), None)
+        .await;
+    assert_eq!(now["status"], "connected");
+    after.control.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_backend_passes_the_suite_and_two_nodes_share_it() {
     let pg = postgres::Postgres::start();
