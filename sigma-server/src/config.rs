@@ -3,6 +3,7 @@
 
 use crate::server::RESERVED_SEGMENTS;
 use serde::Deserialize;
+use sigma_control::Store;
 use sigma_core::StreamKey;
 use sigma_llhls::LatencyMode;
 use sigma_transcode::Ladder;
@@ -64,9 +65,14 @@ pub struct AppSection {
     /// [valid name](StreamKey::valid_name), and none of
     /// [`RESERVED_SEGMENTS`].
     pub name: String,
-    /// Allowed stream keys; empty means open publishing.
+    /// Allowed stream keys, given as `?key=` on the stream name. With keys listed, or with
+    /// `open = false`, a publish needs one of them (or an API live stream's key).
     #[serde(default)]
     pub stream_keys: Vec<String>,
+    /// Open publishing: with no `stream_keys`, anyone may publish any name (development mode,
+    /// the embedded default). `false` admits only API stream keys and configured keys.
+    #[serde(default = "yes")]
+    pub open: bool,
     /// This application's default latency mode (else the server's).
     #[serde(default, deserialize_with = "deserialize_opt_latency")]
     pub latency: Option<LatencyMode>,
@@ -78,6 +84,85 @@ pub struct AppSection {
     /// transcoding off for that stream.
     #[serde(default)]
     pub stream_transcode: HashMap<String, String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The control plane (`[control]`): the management API and its store.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlSection {
+    /// The management API's listen address; loopback by default, so the API is never on the
+    /// viewers' port or reachable from other machines unless asked.
+    #[serde(default = "default_api_listen")]
+    pub api_listen: SocketAddr,
+    /// `sqlite://PATH` or `postgres://…`; absent: SQLite at `DATA_DIR/sigma.db`.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// The RTMP base URL broadcasters reach this server at (`rtmp://ingest.example.com:1935`);
+    /// absent: from `rtmp_listen` (loopback when it listens on every address).
+    #[serde(default)]
+    pub public_rtmp_url: Option<String>,
+    /// The base URL viewers reach the HTTP listener at (`https://cdn.example.com`); absent:
+    /// from `http_listen`.
+    #[serde(default)]
+    pub public_http_url: Option<String>,
+    /// An admin API token given by the environment (`SIGMA_API_TOKEN`), never by the file;
+    /// when absent, a token is generated at first start ([`crate::server::start`]).
+    #[serde(skip)]
+    pub admin_token: Option<String>,
+}
+
+impl std::fmt::Debug for ControlSection {
+    /// Secrets stay out of debug output: the admin token and a database password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlSection")
+            .field("api_listen", &self.api_listen)
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "[redacted]"),
+            )
+            .field("public_rtmp_url", &self.public_rtmp_url)
+            .field("public_http_url", &self.public_http_url)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
+fn default_api_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8081))
+}
+
+impl Default for ControlSection {
+    fn default() -> Self {
+        ControlSection {
+            api_listen: default_api_listen(),
+            database_url: None,
+            public_rtmp_url: None,
+            public_http_url: None,
+            admin_token: None,
+        }
+    }
+}
+
+impl Config {
+    /// The store URL: `[control] database_url`, else SQLite in the data dir.
+    pub fn database_url(&self) -> String {
+        self.control
+            .database_url
+            .clone()
+            .unwrap_or_else(|| Store::sqlite_url(&self.server.data_dir.join("sigma.db")))
+    }
+
+    /// Whether some application admits anyone (open publishing with no keys).
+    pub fn open_publishing(&self) -> bool {
+        self.apps.iter().any(|a| a.open && a.stream_keys.is_empty())
+    }
 }
 
 /// The whole configuration.
@@ -92,6 +177,9 @@ pub struct Config {
     /// `[[ladder]]` tables: named ABR ladders (see docs/transcode.md for the fields).
     #[serde(default, rename = "ladder")]
     pub ladders: Vec<Ladder>,
+    /// `[control]`.
+    #[serde(default)]
+    pub control: ControlSection,
 }
 
 /// Command-line overrides; `None` keeps what the file says.
@@ -116,6 +204,17 @@ pub struct Overrides {
     /// name of a `[[ladder]]` in the configuration file; `none` turns it off.
     #[arg(long)]
     pub transcode: Option<String>,
+    /// The management API's listen address (default 127.0.0.1:8081).
+    #[arg(long)]
+    pub api_listen: Option<SocketAddr>,
+    /// The control plane's database: `postgres://user@host/db` (several servers may share
+    /// one) or `sqlite://PATH`; default SQLite in the data dir.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Admit only API stream keys and configured keys on every application (recommended in
+    /// production): nobody can publish an arbitrary name.
+    #[arg(long)]
+    pub no_open_publishing: bool,
 }
 
 /// Why a configuration could not be loaded.
@@ -216,6 +315,17 @@ impl Config {
         }
         if let Some(v) = &o.transcode {
             s.transcode = (v != "none").then(|| v.clone());
+        }
+        if let Some(v) = o.api_listen {
+            self.control.api_listen = v;
+        }
+        if let Some(v) = &o.database_url {
+            self.control.database_url = Some(v.clone());
+        }
+        if o.no_open_publishing {
+            for a in &mut self.apps {
+                a.open = false;
+            }
         }
     }
 

@@ -2,7 +2,8 @@
 //! publisher's bus to the LL-HLS origin through a [`relay`].
 //!
 //! - Admission checks the application, the stream name and, when the application lists stream
-//!   keys, the key (the stream name itself, or `?key=` / `?token=` on it). A stream already
+//!   keys or is closed (`open = false`), the key given as `?key=` (never the stream name,
+//!   which is in every playback URL). A stream already
 //!   being published refuses a second publisher. A refusal is a [`Rejection`], the type the RTMP
 //!   driver turns into the publisher's `onStatus` code: `NetStream.Publish.BadName` for an
 //!   invalid or already-published name, `NetStream.Publish.Denied` for an unknown application, a
@@ -38,17 +39,40 @@ pub struct Admitted {
     pub mode: LatencyMode,
     /// True when this publisher continues a stream within its grace period.
     pub resumed: bool,
+    /// The stream's relay: watch it to see the publisher go and the stream end.
+    pub relay: RelayHandle,
+    /// Which start of the stream this is ([`Registry::instance`]).
+    pub instance: u64,
+}
+
+/// How to package a stream the registry starts: where, at which latency, with which ladder,
+/// and how long a lost publisher may take to come back.
+#[derive(Clone)]
+pub struct Packaging {
+    /// The origin the stream's playlists go to.
+    pub origin: Origin,
+    /// Its latency mode.
+    pub mode: LatencyMode,
+    /// The ladder to transcode with, if any.
+    pub ladder: Option<Ladder>,
+    /// The grace period for a lost publisher.
+    pub grace: Duration,
 }
 
 struct Entry {
     id: u64,
     relay: RelayHandle,
     mode: LatencyMode,
+    /// The current publisher's bus, to [revoke](Subscriber::revoke) it.
+    publisher: Subscriber,
+    origin: Origin,
 }
 
 struct Inner {
     config: Config,
     origins: HashMap<String, Origin>,
+    /// The origin of API live streams, by live stream id (served under `/v/{playback id}`).
+    api_origin: Origin,
     streams: Mutex<HashMap<StreamKey, Entry>>,
     ids: AtomicU64,
     events: broadcast::Sender<StreamEvent>,
@@ -170,6 +194,7 @@ impl Registry {
             inner: Arc::new(Inner {
                 config,
                 origins,
+                api_origin: Origin::new(),
                 streams: Mutex::new(HashMap::new()),
                 ids: AtomicU64::new(0),
                 events: broadcast::channel(256).0,
@@ -185,6 +210,12 @@ impl Registry {
     /// The origin serving application `app`.
     pub fn origin(&self, app: &str) -> Option<&Origin> {
         self.inner.origins.get(app)
+    }
+
+    /// The origin of API live streams: each is published under its live stream id, and viewers
+    /// reach it only through a playback id.
+    pub fn api_origin(&self) -> &Origin {
+        &self.inner.api_origin
     }
 
     /// Stream lifecycle events (published, unpublished).
@@ -241,39 +272,61 @@ impl Registry {
             return Err(Rejection::InvalidName(name.to_string()));
         }
         let mut key_given = None;
-        let mut token_given = None;
         let mut latency = None;
         for (k, v) in form_urlencoded::parse(query.trim_start_matches('?').as_bytes()) {
             match &*k {
                 "key" => key_given = Some(v.into_owned()),
-                "token" => token_given = Some(v.into_owned()),
                 "latency" => latency = Some(parse_latency(&v).map_err(Rejection::Denied)?),
                 _ => {}
             }
         }
-        if !app_cfg.stream_keys.is_empty() {
-            let ok = [Some(name.to_string()), key_given, token_given]
-                .into_iter()
-                .flatten()
-                .any(|k| app_cfg.stream_keys.contains(&k));
+        let keyed = !app_cfg.stream_keys.is_empty();
+        if keyed || !app_cfg.open {
+            // A configured key is accepted only as `?key=`, never as the (played) name.
+            let ok = key_given.is_some_and(|k| app_cfg.stream_keys.contains(&k));
             if !ok {
                 return Err(Rejection::BadKey);
             }
         }
         let key = StreamKey::new(app, name);
+        let origin = self
+            .origin(app)
+            .ok_or_else(|| Rejection::UnknownApp(app.to_string()))?
+            .clone();
+        let packaging = || Packaging {
+            origin,
+            mode: latency.unwrap_or_else(|| self.default_mode(app)),
+            ladder: self.inner.config.ladder_for(app, name),
+            grace: self.inner.config.server.grace_period,
+        };
+        self.start_or_resume(key, packaging)
+    }
+
+    /// Admits a publisher for stream `key` whose packaging the caller decided (an API live
+    /// stream): resumes the stream if it is within its grace period, else starts it as
+    /// `packaging()` says. Refuses with [`Rejection::AlreadyPublishing`] when a publisher is
+    /// connected, or [`Rejection::Failed`] when the packager refuses.
+    pub fn start_or_resume(
+        &self,
+        key: StreamKey,
+        packaging: impl FnOnce() -> Packaging,
+    ) -> Result<Admitted, Rejection> {
         let (producer, publisher_bus) = bus::channel(window());
         let mut consumer = publisher_bus.subscribe();
         let mut streams = self.streams();
-        if let Some(e) = streams.get(&key) {
+        if let Some(e) = streams.get_mut(&key) {
             if !e.relay.claim() {
                 return Err(Rejection::AlreadyPublishing(key));
             }
             match e.relay.resume(consumer) {
                 Ok(()) => {
                     tracing::info!(stream = %key, "publisher resumed within the grace period");
+                    e.publisher = publisher_bus;
                     return Ok(Admitted {
                         producer,
+                        instance: e.id,
                         mode: e.mode,
+                        relay: e.relay.clone(),
                         key,
                         resumed: true,
                     });
@@ -282,17 +335,21 @@ impl Registry {
                 Err(c) => consumer = c,
             }
         }
-        let mode = latency.unwrap_or_else(|| self.default_mode(app));
-        let origin = self
-            .origin(app)
-            .ok_or_else(|| Rejection::UnknownApp(app.to_string()))?;
-        let grace = self.inner.config.server.grace_period;
+        let Packaging {
+            origin,
+            mode,
+            ladder,
+            grace,
+        } = packaging();
         let (stream_bus, relay, relay_task) = relay::spawn(consumer, window(), grace);
-        let packaging = match self.inner.config.ladder_for(app, name) {
+        let packaging = match ladder {
             None => {
                 let publication = origin
-                    .publish(name, &stream_bus, PublishOptions::new(mode))
-                    .map_err(|e| packager_refused(&key, e))?;
+                    .publish(&key.name, &stream_bus, PublishOptions::new(mode))
+                    .map_err(|e| {
+                        relay.end();
+                        packager_refused(&key, e)
+                    })?;
                 tokio::spawn(publication.finished())
             }
             Some(ladder) => tokio::spawn(package_ladder(
@@ -304,7 +361,16 @@ impl Registry {
             )),
         };
         let id = self.inner.ids.fetch_add(1, Ordering::Relaxed);
-        streams.insert(key.clone(), Entry { id, relay, mode });
+        streams.insert(
+            key.clone(),
+            Entry {
+                id,
+                relay: relay.clone(),
+                mode,
+                publisher: publisher_bus,
+                origin,
+            },
+        );
         drop(streams);
         let _ = self.inner.events.send(StreamEvent::Published {
             stream: key.clone(),
@@ -326,8 +392,41 @@ impl Registry {
             producer,
             key,
             mode,
+            relay,
+            instance: id,
             resumed: false,
         })
+    }
+
+    /// Which start of stream `key` is live now (each start of a stream, as opposed to a
+    /// publisher resuming it, gets a new number), if any.
+    pub fn instance(&self, key: &StreamKey) -> Option<u64> {
+        self.streams().get(key).map(|e| e.id)
+    }
+
+    /// Disconnects the publisher of `key`, if one is connected: its next frame is refused, so
+    /// the RTMP connection closes. The stream waits for a publisher as after any loss.
+    pub fn disconnect(&self, key: &StreamKey) -> bool {
+        match self.streams().get(key) {
+            Some(e) => {
+                e.publisher.revoke();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Ends stream `key` now: disconnects its publisher and ends its playlists without waiting
+    /// for the grace period.
+    pub fn end(&self, key: &StreamKey) -> bool {
+        match self.streams().get(key) {
+            Some(e) => {
+                e.publisher.revoke();
+                e.relay.end();
+                true
+            }
+            None => false,
+        }
     }
 
     async fn retire(
@@ -337,12 +436,13 @@ impl Registry {
         summary: Option<relay::RelaySummary>,
         retention: Duration,
     ) {
-        {
+        let origin = {
             let mut streams = self.streams();
-            if streams.get(&key).is_some_and(|e| e.id == id) {
-                streams.remove(&key);
+            match streams.get(&key) {
+                Some(e) if e.id == id => streams.remove(&key).map(|e| e.origin),
+                _ => None,
             }
-        }
+        };
         tracing::info!(stream = %key, ?summary, "stream ended");
         let _ = self.inner.events.send(StreamEvent::Unpublished {
             stream: key.clone(),
@@ -351,12 +451,11 @@ impl Registry {
         });
         // Keep the ended playlists readable for a while (DVR, late viewers), then drop them
         // unless a new publication of the same name has started meanwhile.
+        let Some(origin) = origin else { return };
         tokio::time::sleep(retention).await;
         let streams = self.streams();
         if !streams.contains_key(&key) {
-            if let Some(origin) = self.origin(&key.app) {
-                origin.remove(&key.name);
-            }
+            origin.remove(&key.name);
         }
     }
 
@@ -424,11 +523,38 @@ mod tests {
             Rejection::BadKey
         ));
         assert!(keyed.admit("live", "cam", "key=s3cret").is_ok());
-        assert!(keyed.admit("live", "other", "token=s3cret").is_ok());
-        assert!(
-            keyed.admit("live", "s3cret", "").is_ok(),
-            "the name itself is the key"
-        );
+        // A configured key is accepted only as `?key=`: never as the stream name (which is in
+        // every playback URL) and not under another parameter.
+        assert!(matches!(
+            refusal(keyed.admit("live", "s3cret", "")),
+            Rejection::BadKey
+        ));
+        assert!(matches!(
+            refusal(keyed.admit("live", "other", "token=s3cret")),
+            Rejection::BadKey
+        ));
+        keyed.shutdown();
+    }
+
+    /// `open = false` (what `--no-open-publishing` sets on every app) admits nobody without a
+    /// configured key.
+    #[tokio::test]
+    async fn closed_apps_need_a_key() {
+        let text = EMBEDDED_DEFAULT.replace("open = true", "open = false");
+        assert_ne!(text, EMBEDDED_DEFAULT, "the embedded default sets `open`");
+        let closed = Registry::new(Config::parse(&text, "test").unwrap());
+        assert!(matches!(
+            refusal(closed.admit("live", "cam", "")),
+            Rejection::BadKey
+        ));
+        assert!(matches!(
+            refusal(closed.admit("live", "cam", "key=anything")),
+            Rejection::BadKey
+        ));
+        closed.shutdown();
+        let text = text.replace("stream_keys = []", "stream_keys = [\"k1\"]");
+        let keyed = Registry::new(Config::parse(&text, "test").unwrap());
+        assert!(keyed.admit("live", "cam", "key=k1").is_ok());
         keyed.shutdown();
     }
 

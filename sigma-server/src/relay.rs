@@ -13,34 +13,50 @@ use sigma_core::time::rescale;
 use sigma_core::{Frame, StreamInfo, TrackId};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc, watch};
 
 /// Microseconds, the common unit for lining up tracks across publishers.
 const MICROS: u32 = 1_000_000;
 /// Space left between the last frame of one publisher and the first of the next.
 const RESUME_GAP_US: i64 = 100_000;
 
-/// Handle to a running relay: hands it the next publisher's bus.
+/// What a relay is doing, as [`RelayHandle::watch`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelayState {
+    /// A publisher is connected (or has claimed the stream).
+    pub connected: bool,
+    /// The stream has ended: its bus is finished and no publisher can resume it.
+    pub ended: bool,
+}
+
+/// Handle to a running relay: hands it the next publisher's bus, or ends the stream.
 #[derive(Clone, Debug)]
 pub struct RelayHandle {
     next: mpsc::Sender<Consumer>,
-    connected: Arc<AtomicBool>,
+    state: Arc<watch::Sender<RelayState>>,
+    end: Arc<Notify>,
 }
 
 impl RelayHandle {
     /// Claims the stream for a new publisher: true if no publisher is connected now (the caller
     /// must then [`resume`](Self::resume)), false if one is.
     pub fn claim(&self) -> bool {
-        self.connected
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        self.state.send_if_modified(|s| {
+            let free = !s.connected;
+            s.connected = true;
+            free
+        })
     }
 
     /// Whether a publisher is connected (or claimed) now.
     pub fn is_connected(&self) -> bool {
-        self.connected.load(Ordering::Acquire)
+        self.state.borrow().connected
+    }
+
+    /// The relay's state, as it changes (publisher lost, stream ended).
+    pub fn watch(&self) -> watch::Receiver<RelayState> {
+        self.state.subscribe()
     }
 
     /// Hands over a new publisher's bus after a successful [`claim`](Self::claim). Fails if
@@ -48,11 +64,17 @@ impl RelayHandle {
     /// caller starts a new stream.
     pub fn resume(&self, publisher: Consumer) -> Result<(), Consumer> {
         self.next.try_send(publisher).map_err(|e| {
-            self.connected.store(false, Ordering::Release);
+            self.state.send_modify(|s| s.connected = false);
             match e {
                 mpsc::error::TrySendError::Full(s) | mpsc::error::TrySendError::Closed(s) => s,
             }
         })
+    }
+
+    /// Ends the stream now, without waiting for the grace period: the current publisher's
+    /// frames stop being forwarded and the stream's bus finishes (its playlists end).
+    pub fn end(&self) {
+        self.end.notify_one();
     }
 }
 
@@ -82,13 +104,21 @@ pub fn spawn(
 ) {
     let (producer, stream) = bus::channel(window);
     let (tx, rx) = mpsc::channel(1);
-    let connected = Arc::new(AtomicBool::new(true));
-    let task = tokio::spawn(run(first, producer, rx, grace, connected.clone()));
+    let state = Arc::new(
+        watch::channel(RelayState {
+            connected: true,
+            ended: false,
+        })
+        .0,
+    );
+    let end = Arc::new(Notify::new());
+    let task = tokio::spawn(run(first, producer, rx, grace, state.clone(), end.clone()));
     (
         stream,
         RelayHandle {
             next: tx,
-            connected,
+            state,
+            end,
         },
         task,
     )
@@ -139,29 +169,39 @@ async fn run(
     mut out: Producer,
     mut next: mpsc::Receiver<Consumer>,
     grace: Duration,
-    connected: Arc<AtomicBool>,
+    state: Arc<watch::Sender<RelayState>>,
+    end: Arc<Notify>,
 ) -> RelaySummary {
     let mut summary = RelaySummary {
         publishers: 0,
         frames: 0,
         lost: 0,
     };
-    let mut state = Continuity {
+    let mut continuity = Continuity {
         generation: 0,
         last: HashMap::new(),
         offset_us: None,
     };
     let mut publisher = Some(first);
+    let mut ended_early = false;
     while let Some(mut consumer) = publisher.take() {
         summary.publishers += 1;
-        state.offset_us = None;
+        continuity.offset_us = None;
         let mut info: Option<Arc<StreamInfo>> = None;
-        while let Some(event) = consumer.recv().await {
+        loop {
+            let event = tokio::select! {
+                e = consumer.recv() => e,
+                () = end.notified() => {
+                    ended_early = true;
+                    None
+                }
+            };
+            let Some(event) = event else { break };
             match event {
                 Event::Info(i) => {
-                    state.generation += 1;
+                    continuity.generation += 1;
                     // Same tracks, renumbered so generations keep growing across publishers.
-                    match StreamInfo::new(state.generation, i.tracks().to_vec()) {
+                    match StreamInfo::new(continuity.generation, i.tracks().to_vec()) {
                         Ok(renumbered) => out.set_info(renumbered),
                         Err(e) => {
                             tracing::warn!(error = %e, "publisher stream info refused");
@@ -172,7 +212,7 @@ async fn run(
                 }
                 Event::Frame(frame) => {
                     let Some(i) = &info else { continue };
-                    let frame = state.forward(i, frame);
+                    let frame = continuity.forward(i, frame);
                     match out.push(frame) {
                         Ok(()) => summary.frames += 1,
                         Err(e) => tracing::warn!(error = %e, "frame refused by stream bus"),
@@ -187,15 +227,22 @@ async fn run(
             }
         }
         // The publisher is gone: wait for the next one within the grace period.
-        connected.store(false, Ordering::Release);
-        publisher = match tokio::time::timeout(grace, next.recv()).await {
-            Ok(Some(sub)) => Some(sub),
-            Ok(None) | Err(_) => None,
+        state.send_modify(|s| s.connected = false);
+        if ended_early {
+            break;
+        }
+        publisher = tokio::select! {
+            r = tokio::time::timeout(grace, next.recv()) => r.ok().flatten(),
+            () = end.notified() => None,
         };
     }
     // Refuse late publishers explicitly: they will start a new stream.
     next.close();
     out.finish();
+    state.send_modify(|s| {
+        s.connected = false;
+        s.ended = true;
+    });
     summary
 }
 
@@ -344,5 +391,31 @@ mod tests {
         assert!(handle.claim());
         assert!(handle.resume(s2.subscribe()).is_err());
         assert!(!handle.is_connected());
+    }
+
+    /// `end()` finishes the stream at once, with the publisher still connected and a long
+    /// grace period: the API's `complete`.
+    #[tokio::test]
+    async fn end_finishes_the_stream_now() {
+        let (mut p1, s1) = bus::channel(Window::default());
+        let (stream, handle, task) =
+            spawn(s1.subscribe(), Window::default(), Duration::from_secs(3600));
+        let mut out = stream.subscribe();
+        let mut state = handle.watch();
+        publish_one_second(&mut p1);
+        assert!(!state.borrow().ended);
+        handle.end();
+        let summary = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the relay ends without waiting for the grace period")
+            .unwrap();
+        assert_eq!(summary.publishers, 1);
+        let events = collect(&stream, &mut out).await;
+        assert!(matches!(events.last(), Some(Event::End)), "{events:?}");
+        state.wait_for(|s| s.ended).await.unwrap();
+        assert!(!handle.is_connected());
+        // Nothing resumes an ended stream.
+        let (_p2, s2) = bus::channel(Window::default());
+        assert!(handle.resume(s2.subscribe()).is_err());
     }
 }
