@@ -342,7 +342,7 @@ impl<A: Application> Server<A> {
                         match decision {
                             Ok(producer) => {
                                 session.accept_publish()?;
-                                tracing::info!(%remote, stream = %key, "RTMP publish started");
+                                tracing::info!(%remote, app = %key.app, "RTMP publish started");
                                 self.app.notice(Notice::Stream(StreamEvent::Published {
                                     stream: key.clone(),
                                     remote: Some(remote),
@@ -351,7 +351,7 @@ impl<A: Application> Server<A> {
                                 *publishing = Some((key, producer));
                             }
                             Err(why) => {
-                                tracing::info!(%remote, stream = %key, code = why.code(),
+                                tracing::info!(%remote, app = %key.app, code = why.code(),
                                     reason = %why, "RTMP publish refused");
                                 session.reject_publish(&why)?;
                             }

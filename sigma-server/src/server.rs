@@ -1,5 +1,8 @@
-//! `sigma-server`'s wiring: the RTMP listener feeds the [`Registry`], whose streams the LL-HLS
-//! origins serve over one HTTP listener, next to `/healthz` and the player page.
+//! `sigma-server`'s wiring: the RTMP listener feeds the [`Registry`] (through
+//! [`crate::ingest`], which asks the control plane about API stream keys), whose streams the
+//! LL-HLS origins serve over the viewers' HTTP listener, next to `/healthz` and the player
+//! pages. The management API ([`sigma_control::Api`]) has a listener of its own
+//! (`[control] api_listen`, loopback by default), so it is never on the viewers' port.
 //!
 //! Routes of the HTTP listener (the viewers'), by first path segment:
 //!
@@ -7,6 +10,7 @@
 //! |---|---|
 //! | `/healthz` | `{"status":"ok","streams":N,"publishing":M}` |
 //! | `/assets/hls.min.js` | the bundled hls.js |
+//! | `/v/{playback_id}/…` | an API live stream, by playback id ([`crate::playback`]) |
 //! | `/{app}/{stream}/player` | the player page for that stream |
 //! | `/{app}/…` | the application's LL-HLS origin ([`sigma_llhls::HttpService`]) |
 //!
@@ -17,21 +21,26 @@
 //! `sigma-llhls`.
 
 use crate::config::Config;
+use crate::ingest::{self, API_NAMESPACE, INGEST_APP, Ingest, api_mode};
+use crate::playback::Playback;
 use crate::registry::Registry;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use rand::SeedableRng;
+use sigma_control::lifecycle::Input;
+use sigma_control::store::StoreError;
+use sigma_control::{Api, Control, ControlConfig, Store};
 use sigma_core::StreamKey;
-use sigma_core::bus::Producer;
 use sigma_llhls::HttpService;
 use sigma_llhls::http::Body;
-use sigma_rtmp::server::{Application, Notice, Server as RtmpServer, ServerConfig};
-use sigma_rtmp::session::{PublishRequest, Rejection};
+use sigma_rtmp::server::{Server as RtmpServer, ServerConfig};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -50,49 +59,12 @@ pub const RESERVED_SEGMENTS: &[&str] = &["assets", "v", "healthz", "livez", "rea
 /// origin's routes never end in a bare `player` (its files end in `.m3u8`, `.mp4` or `.m4s`).
 pub const PLAYER_SEGMENT: &str = "player";
 
-/// Bridges RTMP admission to the registry.
-struct Ingest {
-    registry: Registry,
-}
-
-impl Application for Ingest {
-    fn admit(
-        &self,
-        stream: StreamKey,
-        request: PublishRequest,
-        remote: SocketAddr,
-    ) -> impl Future<Output = Result<Producer, Rejection>> + Send {
-        let query = request.query.unwrap_or_default();
-        let r = match self.registry.admit(&stream.app, &stream.name, &query) {
-            Ok(a) => {
-                tracing::info!(stream = %a.key, %remote, mode = a.mode.name(), resumed = a.resumed, "publish accepted");
-                Ok(a.producer)
-            }
-            Err(e) => {
-                tracing::warn!(stream = %stream, %remote, reason = %e, code = e.code(), "publish refused");
-                Err(e)
-            }
-        };
-        std::future::ready(r)
-    }
-
-    fn notice(&self, notice: Notice) {
-        match notice {
-            Notice::ConnectionClosed {
-                remote,
-                error: Some(error),
-            } => tracing::info!(%remote, %error, "RTMP connection closed"),
-            Notice::Stream(ev) => tracing::debug!(?ev, "stream event"),
-            Notice::ConnectionClosed { .. } => {}
-        }
-    }
-}
-
 /// The HTTP front: the routes in the module docs.
 #[derive(Clone)]
 struct Front {
     registry: Registry,
     services: Arc<HashMap<String, HttpService>>,
+    playback: Playback,
 }
 
 fn text(
@@ -108,8 +80,9 @@ fn text(
 }
 
 impl Front {
-    /// A front for `registry`'s applications, each origin under `/{app}`.
-    fn new(registry: Registry) -> Front {
+    /// A front for `registry`'s applications, each origin under `/{app}`, and `control`'s
+    /// live streams under `/v`.
+    fn new(registry: Registry, control: Control) -> Front {
         let services = registry
             .config()
             .apps
@@ -123,6 +96,7 @@ impl Front {
             })
             .collect();
         Front {
+            playback: Playback::new(control, registry.clone()),
             registry,
             services: Arc::new(services),
         }
@@ -134,7 +108,7 @@ fn not_found() -> Response<Body> {
 }
 
 impl Front {
-    async fn handle<B: Send + 'static>(&self, req: Request<B>) -> Response<Body> {
+    async fn handle<B: Send + 'static>(&self, req: Request<B>, remote: IpAddr) -> Response<Body> {
         let path = req.uri().path().to_owned();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match segments.as_slice() {
@@ -158,6 +132,9 @@ impl Front {
                     HeaderValue::from_static("public, max-age=86400"),
                 );
                 r
+            }
+            ["v", pid, rest @ ..] if !rest.is_empty() => {
+                self.playback.handle(req, pid, rest, remote).await
             }
             [first, ..] if RESERVED_SEGMENTS.contains(first) => not_found(),
             [app, name, last] if *last == PLAYER_SEGMENT => self.player(app, name),
@@ -190,27 +167,161 @@ impl Front {
 pub struct Running {
     /// Where RTMP listens.
     pub rtmp_addr: SocketAddr,
-    /// Where HTTP listens.
+    /// Where the viewers' HTTP listens.
     pub http_addr: SocketAddr,
+    /// Where the management API listens.
+    pub api_addr: SocketAddr,
     /// The stream registry.
     pub registry: Registry,
+    /// The control plane (live streams, tokens, playback ids).
+    pub control: Control,
+    /// The admin API token generated at this start, when the store had none and no
+    /// `SIGMA_API_TOKEN` was given; also written to [`Running::api_token_file`].
+    pub bootstrap_token: Option<String>,
+    /// `DATA_DIR/api-token`, where a generated admin token is kept (mode 0600).
+    pub api_token_file: PathBuf,
     stop: watch::Sender<bool>,
     rtmp_task: JoinHandle<std::io::Result<()>>,
     http_task: JoinHandle<()>,
+    api_task: JoinHandle<()>,
+    commands_task: JoinHandle<()>,
 }
 
-/// Binds both listeners and starts serving.
-pub async fn start(config: Config) -> std::io::Result<Running> {
-    let rtmp_listener = TcpListener::bind(config.server.rtmp_listen).await?;
-    let http_listener = TcpListener::bind(config.server.http_listen).await?;
-    let rtmp_addr = rtmp_listener.local_addr()?;
-    let http_addr = http_listener.local_addr()?;
+/// Why the server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Listen {
+        /// Which listener: `rtmp`, `http` or `api`.
+        what: &'static str,
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store could not be opened, migrated or read.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The data directory or the token file could not be written.
+    #[error("{path}: {source}")]
+    File {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+async fn bind(
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), StartError> {
+    let err = |source| StartError::Listen { what, addr, source };
+    let l = TcpListener::bind(addr).await.map_err(err)?;
+    let local = l.local_addr().map_err(err)?;
+    Ok((l, local))
+}
+
+/// `host:port` of a listen address as a client on this machine reaches it: an unspecified
+/// address (`0.0.0.0`, `::`) becomes loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], addr.port())),
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
+}
+
+/// Writes a generated admin token to `path`, readable by its owner only.
+fn write_token_file(path: &std::path::Path, token: &str) -> Result<(), StartError> {
+    use std::io::Write;
+    let err = |source| StartError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| StartError::File {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(err)?;
+    }
+    writeln!(f, "{token}").map_err(err)
+}
+
+/// Binds the three listeners (RTMP, the viewers' HTTP, the management API), opens the store
+/// (migrating it), and starts serving.
+///
+/// When the store holds no API token and `config.control.admin_token` is `None`, an admin
+/// token is generated, written to `DATA_DIR/api-token` (mode 0600) and returned in
+/// [`Running::bootstrap_token`] for the console.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let (rtmp_listener, rtmp_addr) = bind("rtmp", config.server.rtmp_listen).await?;
+    let (http_listener, http_addr) = bind("http", config.server.http_listen).await?;
+    let (api_listener, api_addr) = bind("api", config.control.api_listen).await?;
+
+    let data_dir = &config.server.data_dir;
+    if config.control.database_url.is_none() {
+        std::fs::create_dir_all(data_dir).map_err(|source| StartError::File {
+            path: data_dir.clone(),
+            source,
+        })?;
+    }
+    let store = Store::open(&config.database_url()).await?;
+    let rtmp_base = match &config.control.public_rtmp_url {
+        Some(u) => format!("{}/{INGEST_APP}", u.trim_end_matches('/')),
+        None => format!("rtmp://{}/{INGEST_APP}", reachable(rtmp_addr)),
+    };
+    let http_base = match &config.control.public_http_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => format!("http://{}", reachable(http_addr)),
+    };
+    let mut ladders: Vec<String> = config.ladders.iter().map(|l| l.name.clone()).collect();
+    if !ladders.iter().any(|l| l == "default") {
+        ladders.push("default".into());
+    }
+    let control_config = ControlConfig {
+        rtmp_base,
+        http_base,
+        default_latency: api_mode(config.server.latency),
+        ladders,
+        admin_token: config.control.admin_token.clone(),
+    };
+    let control = Control::start(
+        store,
+        control_config,
+        Box::new(rand::rngs::StdRng::from_os_rng()),
+    )
+    .await?;
+    let api_token_file = data_dir.join("api-token");
+    let bootstrap_token = if config.control.admin_token.is_none() {
+        let token = control.bootstrap_token().await?;
+        if let Some(t) = &token {
+            write_token_file(&api_token_file, t)?;
+        }
+        token
+    } else {
+        None
+    };
+
     let registry = Registry::new(config);
     let (stop, stop_rx) = watch::channel(false);
 
-    let ingest = Arc::new(Ingest {
-        registry: registry.clone(),
-    });
+    let commands_task = tokio::spawn(ingest::run_commands(registry.clone(), control.commands()));
+    let ingest = Arc::new(Ingest::new(registry.clone(), control.clone()));
     let rtmp = RtmpServer::new(ingest, ServerConfig::default());
     let mut rtmp_stop = stop_rx.clone();
     let rtmp_task = tokio::spawn(async move {
@@ -220,26 +331,55 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
         .await
     });
 
-    let front = Front::new(registry.clone());
-    let http_task = tokio::spawn(serve_http(http_listener, front, stop_rx));
+    let front = Front::new(registry.clone(), control.clone());
+    let http_task = tokio::spawn(serve_http(
+        http_listener,
+        move |req, remote| {
+            let front = front.clone();
+            async move { front.handle(req, remote).await }
+        },
+        stop_rx.clone(),
+    ));
+    let api = Api::new(control.clone());
+    let api_task = tokio::spawn(serve_http(
+        api_listener,
+        move |req, remote| {
+            let api = api.clone();
+            async move { api.handle(req, remote).await }
+        },
+        stop_rx,
+    ));
 
     Ok(Running {
         rtmp_addr,
         http_addr,
+        api_addr,
         registry,
+        control,
+        bootstrap_token,
+        api_token_file,
         stop,
         rtmp_task,
         http_task,
+        api_task,
+        commands_task,
     })
 }
 
-async fn serve_http(listener: TcpListener, front: Front, mut stop: watch::Receiver<bool>) {
+/// Serves HTTP/1.1 and HTTP/2 on `listener` with `handle` until `stop` turns true.
+async fn serve_http<H, F, RB>(listener: TcpListener, handle: H, mut stop: watch::Receiver<bool>)
+where
+    H: Fn(Request<hyper::body::Incoming>, IpAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<RB>> + Send + 'static,
+    RB: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+    RB::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
         tokio::select! {
             r = listener.accept() => {
-                let (stream, _remote) = match r {
+                let (stream, remote) = match r {
                     Ok(x) => x,
                     Err(e) => {
                         tracing::warn!(error = %e, "HTTP accept failed");
@@ -248,10 +388,10 @@ async fn serve_http(listener: TcpListener, front: Front, mut stop: watch::Receiv
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let front = front.clone();
+                let handle = handle.clone();
                 let service = hyper::service::service_fn(move |req| {
-                    let front = front.clone();
-                    async move { Ok::<_, Infallible>(front.handle(req).await) }
+                    let fut = handle(req, remote.ip());
+                    async move { Ok::<_, Infallible>(fut.await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn.into_owned());
@@ -273,14 +413,23 @@ async fn serve_http(listener: TcpListener, front: Front, mut stop: watch::Receiv
 }
 
 impl Running {
-    /// Stops accepting, closes publishers (their playlists end), and waits for both listeners.
+    /// Stops accepting, closes publishers (their playlists end, API live streams go `idle`),
+    /// writes the last status changes, and waits for the listeners.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        for (key, _, _) in self.registry.streams_now() {
+            if key.app == API_NAMESPACE {
+                self.control.report(&key.name, Input::BroadcastEnded);
+            }
+        }
         self.registry.shutdown();
         if let Ok(Err(e)) = self.rtmp_task.await {
             tracing::warn!(error = %e, "RTMP listener ended with an error");
         }
         let _ = self.http_task.await;
+        let _ = self.api_task.await;
+        self.commands_task.abort();
+        self.control.shutdown().await;
     }
 }
 
@@ -290,17 +439,43 @@ mod tests {
     use crate::config::EMBEDDED_DEFAULT;
     use http_body_util::BodyExt;
 
-    fn front(apps: &[&str]) -> Front {
+    async fn front(apps: &[&str]) -> Front {
         let mut text = EMBEDDED_DEFAULT.to_string();
         for app in apps.iter().skip(1) {
             text.push_str(&format!("\n[[app]]\nname = \"{app}\"\n"));
         }
         let text = text.replacen("name = \"live\"", &format!("name = \"{}\"", apps[0]), 1);
-        Front::new(Registry::new(Config::parse(&text, "test").unwrap()))
+        let config = Config::parse(&text, "test").unwrap();
+        let db = std::env::temp_dir().join(format!(
+            "sigma-server-front-{}-{}.db",
+            std::process::id(),
+            apps.join("-")
+        ));
+        let _ = std::fs::remove_file(&db);
+        let store = Store::open(&Store::sqlite_url(&db)).await.unwrap();
+        let control = Control::start(
+            store,
+            ControlConfig {
+                rtmp_base: "rtmp://127.0.0.1/live".into(),
+                http_base: "http://127.0.0.1".into(),
+                default_latency: api_mode(config.server.latency),
+                ladders: vec![],
+                admin_token: None,
+            },
+            Box::new(rand::rngs::StdRng::seed_from_u64(7)),
+        )
+        .await
+        .unwrap();
+        Front::new(Registry::new(config), control)
     }
 
     async fn get(front: &Front, path: &str) -> (StatusCode, String) {
-        let r = front.handle(Request::get(path).body(()).unwrap()).await;
+        let r = front
+            .handle(
+                Request::get(path).body(()).unwrap(),
+                IpAddr::from([127, 0, 0, 1]),
+            )
+            .await;
         let status = r.status();
         let body = r.into_body().collect().await.unwrap().to_bytes();
         (status, String::from_utf8_lossy(&body).into_owned())
@@ -308,7 +483,7 @@ mod tests {
 
     #[tokio::test]
     async fn routes() {
-        let f = front(&["live", "player"]);
+        let f = front(&["live", "player"]).await;
         let (status, page) = get(&f, "/live/cam/player").await;
         assert_eq!(status, StatusCode::OK);
         assert!(page.contains("\"/live/cam/index.m3u8\""), "{page}");

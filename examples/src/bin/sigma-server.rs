@@ -2,6 +2,9 @@
 //!
 //! With no arguments it runs on the embedded default configuration (RTMP on :1935, HTTP on
 //! :8080, data under ./sigma-data); `--config FILE` loads a TOML file and flags override both.
+//! The management API listens on 127.0.0.1:8081 (`--api-listen`); its admin token is
+//! `SIGMA_API_TOKEN` when set, else generated at first start, written to `DATA_DIR/api-token`
+//! (mode 0600) and printed once on the console.
 //! Logs go to stderr (`RUST_LOG` filters them, default `info`). SIGINT or SIGTERM shuts down
 //! cleanly: publishers are closed and playlists end.
 
@@ -30,7 +33,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let config = match Config::load(cli.config.as_deref(), &cli.overrides) {
+    let mut config = match Config::load(cli.config.as_deref(), &cli.overrides) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("sigma-server: {e}");
@@ -47,6 +50,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // A secret comes from the environment, never from the file or the command line (which
+    // other users of the machine can read).
+    config.control.admin_token = std::env::var("SIGMA_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
     runtime.block_on(run(config))
 }
 
@@ -66,10 +74,12 @@ async fn run(config: Config) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let apps: Vec<String> = config.apps.iter().map(|a| a.name.clone()).collect();
+    let open = config.open_publishing();
+    let env_token = config.control.admin_token.is_some();
     let running = match sigma_server::server::start(config).await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("sigma-server: cannot listen: {e}");
+            eprintln!("sigma-server: cannot start: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -81,20 +91,48 @@ async fn run(config: Config) -> ExitCode {
         }
     };
     let app = apps.first().map_or("live", String::as_str);
+    let api = format!("http://{}/v1", host(running.api_addr));
     println!("sigma-server {} ready", env!("CARGO_PKG_VERSION"));
-    println!(
-        "  publish:  rtmp://{}/{app}/STREAM   (add ?latency=ultra-low|low|normal)",
-        host(running.rtmp_addr)
-    );
-    println!(
-        "  play:     http://{}/{app}/STREAM/index.m3u8",
-        host(running.http_addr)
-    );
-    println!(
-        "  player:   http://{}/{app}/STREAM/player",
-        host(running.http_addr)
-    );
+    println!("  api:      {api}   (live streams with secret keys; see docs/api.md)");
+    match (&running.bootstrap_token, env_token) {
+        (Some(token), _) => {
+            println!(
+                "  api token: {token}   (shown once; kept in {})",
+                running.api_token_file.display()
+            );
+            println!(
+                "  try:      curl -H 'Authorization: Bearer {token}' -d '{{}}' {api}/live-streams"
+            );
+        }
+        (None, true) => println!("  api auth: the admin token in SIGMA_API_TOKEN"),
+        (None, false) => println!(
+            "  api auth: the admin token generated at first start ({})",
+            running.api_token_file.display()
+        ),
+    }
+    if open {
+        println!(
+            "  publish:  rtmp://{}/{app}/STREAM   (add ?latency=ultra-low|low|normal)",
+            host(running.rtmp_addr)
+        );
+        println!(
+            "  play:     http://{}/{app}/STREAM/index.m3u8",
+            host(running.http_addr)
+        );
+        println!(
+            "  player:   http://{}/{app}/STREAM/player",
+            host(running.http_addr)
+        );
+    }
     println!("  health:   http://{}/healthz", host(running.http_addr));
+    if open {
+        println!(
+            "DEVELOPMENT MODE: open publishing is on, anyone who reaches rtmp://{}/{app}/ can publish. \
+             In production use --no-open-publishing (or `open = false` in each [[app]]) and \
+             publish with API stream keys.",
+            host(running.rtmp_addr)
+        );
+    }
     wait_for_signal().await;
     tracing::info!("shutting down");
     running.shutdown().await;
