@@ -72,8 +72,13 @@ pub struct Server {
     pub proc: Proc,
     pub rtmp: SocketAddr,
     pub http: SocketAddr,
+    /// The management API listener (`--api-listen`).
+    pub api: SocketAddr,
     pub data_dir: PathBuf,
     pub log: PathBuf,
+    /// Everything after the listen addresses on the command line, and the environment set.
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -84,48 +89,101 @@ impl Server {
 
     /// Like [`start`](Self::start), with a TOML configuration file written from `config`.
     pub fn start_with_config(tag: &str, config: Option<&str>, extra: &[&str]) -> Server {
+        Self::launch(tag, config, extra, &[])
+    }
+
+    /// Like [`start`](Self::start), with environment variables set for the server (any
+    /// `SIGMA_API_TOKEN` of the test's own environment is never passed on otherwise).
+    pub fn start_with_env(tag: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::launch(tag, None, extra, env)
+    }
+
+    fn launch(tag: &str, config: Option<&str>, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = std::env::temp_dir().join(format!("sigma-e2e-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("test dir");
-        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let mut args: Vec<String> = Vec::new();
+        args.push("--data-dir".into());
+        args.push(dir.join("data").display().to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
         if let Some(text) = config {
             let path = dir.join("sigma.toml");
             std::fs::write(&path, text).expect("config file");
-            extra.push("--config".into());
-            extra.push(path.display().to_string());
+            args.push("--config".into());
+            args.push(path.display().to_string());
         }
-        let rtmp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let addr = || -> SocketAddr { format!("127.0.0.1:{}", free_port()).parse().unwrap() };
+        let (rtmp, http, api) = (addr(), addr(), addr());
         let log = dir.join("server.log");
-        let out = std::fs::File::create(&log).expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sigma-server"));
-        cmd.args(["--rtmp-listen", &rtmp.to_string()])
-            .args(["--http-listen", &http.to_string()])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args(&extra)
-            .env("RUST_LOG", "info")
-            .stdout(out.try_clone().unwrap())
-            .stderr(out);
-        let proc = Proc::spawn("sigma-server", &mut cmd);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let proc = spawn_server(rtmp, http, api, &args, &env, &log);
         let server = Server {
             proc,
             rtmp,
             http,
+            api,
             data_dir: dir,
             log,
+            args,
+            env,
         };
+        server.wait_healthy();
+        server
+    }
+
+    /// Stops the server (SIGTERM) and starts it again with the same data dir, addresses and
+    /// arguments; the log file starts empty.
+    pub fn restart(&mut self) {
+        self.proc.terminate(Duration::from_secs(10));
+        self.proc.kill();
+        self.proc = spawn_server(
+            self.rtmp, self.http, self.api, &self.args, &self.env, &self.log,
+        );
+        self.wait_healthy();
+    }
+
+    fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Some((200, _)) = server.get("/healthz") {
-                return server;
+            if let Some((200, _)) = self.get("/healthz") {
+                return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!(
-            "sigma-server did not become healthy:\n{}",
-            server.log_text()
-        );
+        panic!("sigma-server did not become healthy:\n{}", self.log_text());
+    }
+
+    /// The admin API token the server printed on its console at first start (the word after
+    /// `api token:`); waits up to 10 s for the line.
+    pub fn console_api_token(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(t) = printed_api_token(&self.log_text()) {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no `api token:` line on the console:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// One management API call with `Authorization: Bearer token` (when given) and a JSON
+    /// body (when given): (status, JSON body; `Null` when empty, a string when not JSON).
+    pub fn api_call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        api_call(self.api, method, path, token, body)
+            .unwrap_or_else(|| panic!("no answer to {method} {path}\n{}", self.log_text()))
     }
 
     pub fn log_text(&self) -> String {
@@ -166,29 +224,157 @@ impl Server {
     }
 }
 
-/// A minimal blocking HTTP/1.1 GET with `Connection: close` and a 20 s timeout.
-pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, Vec<u8>)> {
-    use std::io::Write;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+fn spawn_server(
+    rtmp: SocketAddr,
+    http: SocketAddr,
+    api: SocketAddr,
+    args: &[String],
+    env: &[(String, String)],
+    log: &Path,
+) -> Proc {
+    let out = std::fs::File::create(log).expect("log file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sigma-server"));
+    cmd.args(["--rtmp-listen", &rtmp.to_string()])
+        .args(["--http-listen", &http.to_string()])
+        .args(["--api-listen", &api.to_string()])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env_remove("SIGMA_API_TOKEN")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    Proc::spawn("sigma-server", &mut cmd)
+}
+
+/// The token on a console line `api token: TOKEN`, if `console` has one.
+pub fn printed_api_token(console: &str) -> Option<String> {
+    console
+        .lines()
+        .find_map(|l| l.split_once("api token:"))
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .map(str::to_owned)
+}
+
+/// An HTTP response: status, header block (lower-cased), body (dechunked).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A minimal blocking HTTP/1.1 request with `Connection: close` and a 20 s timeout: `headers`
+/// as given, and `Content-Length` when there is a body. `None` when the server does not answer.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<Answer> {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    exchange(s, addr, method, path, headers, body)
+}
+
+/// Like [`http_request`], from a chosen loopback source address (such as 127.0.0.2), so a
+/// test's deliberate failures do not count against 127.0.0.1 in per-address limits.
+pub fn http_request_from(
+    source: std::net::Ipv4Addr,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<Answer> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
+    use std::os::fd::AsRawFd;
+    let SocketAddr::V4(v4) = addr else {
+        return None;
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
     )
     .ok()?;
+    bind(
+        fd.as_raw_fd(),
+        &SockaddrIn::from(std::net::SocketAddrV4::new(source, 0)),
+    )
+    .ok()?;
+    connect(fd.as_raw_fd(), &SockaddrIn::from(v4)).ok()?;
+    exchange(TcpStream::from(fd), addr, method, path, headers, body)
+}
+
+fn exchange(
+    mut s: TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<Answer> {
+    use std::io::Write;
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || !matches!(method, "GET" | "HEAD") {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    s.write_all(&bytes).ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
     let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
     let status: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
     let mut body = buf[head_end + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    if head.contains("transfer-encoding: chunked") {
         body = dechunk(&body)?;
     }
-    Some((status, body))
+    Some(Answer { status, head, body })
+}
+
+/// A minimal blocking HTTP/1.1 GET with `Connection: close` and a 20 s timeout.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, Vec<u8>)> {
+    http_request(addr, "GET", path, &[], b"").map(|a| (a.status, a.body))
+}
+
+/// A management API call (see [`Server::api_call`]); `None` when the server does not answer.
+pub fn api_call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> Option<(u16, serde_json::Value)> {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Accept", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a.as_str()));
+    }
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    if !body.is_empty() {
+        headers.push(("Content-Type", "application/json"));
+    }
+    let a = http_request(addr, method, path, &headers, body.as_bytes())?;
+    let v = if a.body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&a.body).unwrap_or_else(|_| serde_json::Value::String(a.text()))
+    };
+    Some((a.status, v))
 }
 
 fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
