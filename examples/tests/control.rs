@@ -506,7 +506,7 @@ fn every_api_route_needs_a_token_and_writes_need_the_write_scope() {
     let read = text(&t, "/token");
     let unknown = format!("sgt_{}", "x".repeat(43));
     // Deliberate failures come from their own loopback addresses, so the per-address limit
-    // on failed attempts (20 a minute) never answers for 127.0.0.1.
+    // on failed attempts (20 a minute) never answers.
     let call = |from: Ipv4Addr, method: &str, path: &str, token: Option<&str>| -> (u16, String) {
         let auth = token.map(|t| format!("Bearer {t}"));
         let headers: Vec<(&str, &str)> =
@@ -520,13 +520,14 @@ fn every_api_route_needs_a_token_and_writes_need_the_write_scope() {
             .unwrap_or_else(|| panic!("no answer to {method} {path}"));
         (a.status, a.text())
     };
-    let (anon, guess, ok) = (
-        Ipv4Addr::new(127, 0, 0, 2),
-        Ipv4Addr::new(127, 0, 0, 3),
-        Ipv4Addr::LOCALHOST,
-    );
+    let ok = Ipv4Addr::LOCALHOST;
     let mut checked = 0;
-    for (method, template) in sigma_control::api::ROUTES {
+    for (i, (method, template)) in sigma_control::api::ROUTES.iter().enumerate() {
+        // One source address per route and kind of failure.
+        let (anon, guess) = (
+            Ipv4Addr::new(127, 0, 1, i as u8 + 1),
+            Ipv4Addr::new(127, 0, 2, i as u8 + 1),
+        );
         let path = template
             .replace("{id}", "ls_AAAAAAAAAAAAAAAAAAAAAA")
             .replace("{playback_id}", "pb_AAAAAAAAAAAAAAAAAAAAAA");
@@ -534,6 +535,10 @@ fn every_api_route_needs_a_token_and_writes_need_the_write_scope() {
             path.replace("ls_", "key_")
         } else if template.starts_with("/v1/api-tokens/") {
             path.replace("ls_", "tok_")
+        } else if *template == "/v1/events/stream" {
+            // An authorized request would stream for ever; an unknown `after` makes it a 400,
+            // which still shows the token was accepted (authorization comes first).
+            format!("{path}?after=evt_AAAAAAAAAAAAAAAAAAAAAA")
         } else {
             path
         };

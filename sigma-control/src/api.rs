@@ -7,10 +7,12 @@
 //! [`ROUTES`] is the router's own table, so a test can check the two agree.
 
 use crate::control::{AuthError, Command, Control, now_ms};
+use crate::events::{Event, EventRecord};
 use crate::id::{self, Kind};
 use crate::lifecycle::{Input, Status};
 use crate::model::*;
 use crate::playback::{self};
+use crate::store::EventFilter;
 use crate::store::{ApiTokenRecord, Cursor, Listed, SigningKeyRecord, StoreError};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -49,10 +51,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/api-tokens"),
     ("GET", "/v1/api-tokens/{id}"),
     ("DELETE", "/v1/api-tokens/{id}"),
+    ("GET", "/v1/events"),
+    ("GET", "/v1/events/stream"),
 ];
 
 /// The response body type.
-pub type Body = Full<Bytes>;
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::convert::Infallible>;
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).boxed_unsync()
+}
 
 /// An error answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -123,7 +131,7 @@ impl From<Invalid> for ApiError {
 
 fn json<T: Serialize>(status: StatusCode, v: &T) -> Response<Body> {
     let body = serde_json::to_vec(v).unwrap_or_default();
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(full(body));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -178,6 +186,8 @@ enum Route<'a> {
     ListTokens,
     GetToken(&'a str),
     DeleteToken(&'a str),
+    ListEvents,
+    StreamEvents,
 }
 
 impl Route<'_> {
@@ -191,6 +201,8 @@ impl Route<'_> {
                 | Route::GetKey(_)
                 | Route::ListTokens
                 | Route::GetToken(_)
+                | Route::ListEvents
+                | Route::StreamEvents
         )
     }
 }
@@ -237,6 +249,8 @@ fn route_exact<'a>(m: &str, path: &'a str) -> Option<Route<'a>> {
         (["", "v1", "api-tokens"], "GET") => Route::ListTokens,
         (["", "v1", "api-tokens", id], "GET") => Route::GetToken(id),
         (["", "v1", "api-tokens", id], "DELETE") => Route::DeleteToken(id),
+        (["", "v1", "events"], "GET") => Route::ListEvents,
+        (["", "v1", "events", "stream"], "GET") => Route::StreamEvents,
         _ => return None,
     };
     Some(r)
@@ -430,7 +444,7 @@ impl Api {
             Err(false) => return Err(err(StatusCode::NOT_FOUND, "not_found", "no such route")),
         };
         if r == Route::OpenApi {
-            let mut resp = Response::new(Full::new(Bytes::from(openapi_json())));
+            let mut resp = Response::new(full(openapi_json()));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
@@ -520,7 +534,18 @@ impl Api {
                 no_query()?;
                 let s = self.stream(id).await?;
                 let live = self.control.status_of(&s).0.is_live();
-                self.control.store().delete_live_stream(&s.id).await?;
+                let event = self
+                    .control
+                    .resource_event("live_stream.deleted", &self.show(s.clone()));
+                if !self
+                    .control
+                    .store()
+                    .delete_live_stream(&s.id, &event)
+                    .await?
+                {
+                    return Err(not_found("live stream"));
+                }
+                self.control.note_appended();
                 if live {
                     self.control.send(Command::EndBroadcast {
                         live_stream_id: s.id.clone(),
@@ -539,26 +564,44 @@ impl Api {
             Route::CreatePlaybackId(id) => {
                 no_query()?;
                 let body: CreatePlaybackId = parse_json(&bytes)?;
-                let s = self.stream(id).await?;
+                let mut s = self.stream(id).await?;
                 let p = PlaybackId {
                     id: self.control.with_rng(|r| id::new_id(Kind::PlaybackId, r)),
                     policy: body.policy,
                 };
+                let sid = s.id.clone();
+                s.playback_ids.push(p.clone());
+                let event = self
+                    .control
+                    .resource_event("live_stream.updated", &self.show(s));
                 self.control
                     .store()
-                    .insert_playback_id(&s.id, &p, now_ms())
+                    .insert_playback_id(&sid, &p, now_ms(), &event)
                     .await?;
+                self.control.note_appended();
                 self.control.invalidate_playback(&p.id);
                 Ok(json(StatusCode::CREATED, &p))
             }
             Route::DeletePlaybackId(id, pid) => {
                 no_query()?;
-                let s = self.stream(id).await?;
-                if !Kind::PlaybackId.matches(pid)
-                    || !self.control.store().delete_playback_id(&s.id, pid).await?
+                let mut s = self.stream(id).await?;
+                if !Kind::PlaybackId.matches(pid) {
+                    return Err(not_found("playback id"));
+                }
+                let sid = s.id.clone();
+                s.playback_ids.retain(|p| p.id != *pid);
+                let event = self
+                    .control
+                    .resource_event("live_stream.updated", &self.show(s));
+                if !self
+                    .control
+                    .store()
+                    .delete_playback_id(&sid, pid, &event)
+                    .await?
                 {
                     return Err(not_found("playback id"));
                 }
+                self.control.note_appended();
                 self.control.invalidate_playback(pid);
                 Ok(no_content())
             }
@@ -670,7 +713,98 @@ impl Api {
                 }
                 Ok(no_content())
             }
+            Route::ListEvents => {
+                let q = self.event_query(q, None).await?;
+                let page = self
+                    .control
+                    .store()
+                    .events(&q.filter, q.after, q.limit)
+                    .await?;
+                let list = List {
+                    data: page
+                        .events
+                        .iter()
+                        .map(EventRecord::show)
+                        .collect::<Vec<Event>>(),
+                    next_cursor: page.more.then(|| event_cursor(page.last)),
+                };
+                Ok(json(StatusCode::OK, &list))
+            }
+            Route::StreamEvents => {
+                let last_id = parts
+                    .headers
+                    .get("last-event-id")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let q = self.event_query(q, last_id.as_deref()).await?;
+                Ok(sse(self.control.clone(), q.filter, q.after))
+            }
         }
+    }
+
+    /// The query of the event routes: `object_id`, `type` (repeatable or comma-separated,
+    /// wildcards such as `live_stream.*`), `after` (an event id; or, for the SSE stream, the
+    /// `Last-Event-ID` header, which wins), `cursor` and `limit`.
+    async fn event_query(
+        &self,
+        q: Option<&str>,
+        last_event_id: Option<&str>,
+    ) -> Result<EventQuery, ApiError> {
+        let bad = |field: &str, message: String| ApiError {
+            field: Some(field.to_string()),
+            ..err(StatusCode::BAD_REQUEST, "invalid_query", message)
+        };
+        let mut out = EventQuery {
+            filter: EventFilter::default(),
+            after: 0,
+            limit: 25,
+        };
+        let mut after_id: Option<String> = None;
+        for (k, v) in form_pairs(q.unwrap_or("")) {
+            match k.as_str() {
+                "object_id" => {
+                    if !Kind::LiveStream.matches(&v) {
+                        return Err(bad("object_id", format!("not an object id: {v:?}")));
+                    }
+                    out.filter.object_id = Some(v);
+                }
+                "type" => {
+                    for t in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                        if !crate::events::valid_type_pattern(t) {
+                            return Err(bad("type", format!("unknown event type {t:?}")));
+                        }
+                        out.filter.types.push(t.to_string());
+                    }
+                }
+                "after" => after_id = Some(v),
+                "cursor" => {
+                    out.after = parse_event_cursor(&v)
+                        .ok_or_else(|| bad("cursor", "not a cursor from next_cursor".into()))?;
+                }
+                "limit" => {
+                    out.limit = match v.parse::<u32>() {
+                        Ok(n) if (1..=100).contains(&n) => n,
+                        _ => return Err(bad("limit", "limit is 1 to 100".into())),
+                    }
+                }
+                _ => return Err(bad(&k, format!("unknown query parameter {k:?}"))),
+            }
+        }
+        if let Some(id) = last_event_id.map(str::to_string).or(after_id) {
+            let field = if last_event_id.is_some() {
+                "Last-Event-ID"
+            } else {
+                "after"
+            };
+            let position = match Kind::Event.matches(&id) {
+                true => self.control.store().event_position(&id).await?,
+                false => None,
+            };
+            out.after = out
+                .after
+                .max(position.ok_or_else(|| bad(field, format!("no event {id:?}")))?);
+        }
+        Ok(out)
     }
 
     async fn stream(&self, id: &str) -> Result<LiveStreamRecord, ApiError> {
@@ -686,32 +820,7 @@ impl Api {
 
     /// The resource as the API shows it.
     pub fn show(&self, s: LiveStreamRecord) -> LiveStream {
-        let c = self.control.config();
-        let (status, changed) = self.control.status_of(&s);
-        let playback = s.playback_ids.first().map(|p| Playback {
-            hls: format!("{}/v/{}/index.m3u8", c.http_base, p.id),
-            player: format!("{}/v/{}/player", c.http_base, p.id),
-        });
-        LiveStream {
-            ingest: Ingest {
-                rtmp: format!("{}/{}", c.rtmp_base, s.stream_key),
-            },
-            id: s.id,
-            name: s.name,
-            status,
-            status_changed_at: rfc3339(changed),
-            stream_key: s.stream_key,
-            latency_mode: s.latency_mode,
-            playback_policy: s.playback_policy,
-            reconnect_window: s.reconnect_window,
-            auto_start: s.auto_start,
-            ladder: s.ladder,
-            metadata: s.metadata,
-            created_at: rfc3339(s.created_at),
-            updated_at: rfc3339(s.updated_at),
-            playback_ids: s.playback_ids,
-            playback,
-        }
+        self.control.view(s)
     }
 
     async fn create_stream(&self, body: CreateLiveStream) -> Result<Response<Body>, ApiError> {
@@ -746,12 +855,16 @@ impl Api {
                 id: self.control.with_rng(|r| id::new_id(Kind::PlaybackId, r)),
                 policy,
             }];
-            match self.control.store().insert_live_stream(&rec).await {
+            let event = self
+                .control
+                .resource_event("live_stream.created", &self.show(rec.clone()));
+            match self.control.store().insert_live_stream(&rec, &event).await {
                 Ok(()) => break,
                 Err(StoreError::Conflict(_)) if attempt == 0 => continue,
                 Err(e) => return Err(e.into()),
             }
         }
+        self.control.note_appended();
         tracing::info!(live_stream = %rec.id, "live stream created");
         Ok(json(StatusCode::CREATED, &self.show(rec)))
     }
@@ -785,9 +898,13 @@ impl Api {
             s.metadata = m;
         }
         s.updated_at = now_ms();
-        if !self.control.store().update_live_stream(&s).await? {
+        let event = self
+            .control
+            .resource_event("live_stream.updated", &self.show(s.clone()));
+        if !self.control.store().update_live_stream(&s, &event).await? {
             return Err(not_found("live stream"));
         }
+        self.control.note_appended();
         Ok(json(StatusCode::OK, &self.show(s)))
     }
 
@@ -796,11 +913,20 @@ impl Api {
         let input = match action {
             "reset-stream-key" => {
                 let key = self.control.with_rng(|r| id::new_stream_key(r));
-                self.control
+                s.stream_key = key.clone();
+                s.updated_at = now_ms();
+                let event = self
+                    .control
+                    .resource_event("live_stream.stream_key_reset", &self.show(s.clone()));
+                if !self
+                    .control
                     .store()
-                    .set_stream_key(&s.id, &key, now_ms())
-                    .await?;
-                s.stream_key = key;
+                    .set_stream_key(&s.id, &key, s.updated_at, &event)
+                    .await?
+                {
+                    return Err(not_found("live stream"));
+                }
+                self.control.note_appended();
                 // The old key stops working at once (admission reads the store); a publisher
                 // on it is disconnected, and may come back with the new key.
                 if self.control.status_of(&s).0.is_live() {
@@ -829,7 +955,7 @@ impl Api {
 }
 
 fn no_content() -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::new()));
+    let mut r = Response::new(full(Bytes::new()));
     *r.status_mut() = StatusCode::NO_CONTENT;
     r
 }
@@ -858,6 +984,95 @@ fn unreachable_route() -> Result<Response<Body>, ApiError> {
         "internal",
         "route handled earlier",
     ))
+}
+
+struct EventQuery {
+    filter: EventFilter,
+    after: i64,
+    limit: u32,
+}
+
+/// The cursor of an event page: opaque to clients (it is the log position read up to).
+fn event_cursor(position: i64) -> String {
+    format!("e{position}")
+}
+
+fn parse_event_cursor(s: &str) -> Option<i64> {
+    s.strip_prefix('e')?.parse::<i64>().ok().filter(|p| *p >= 0)
+}
+
+/// How often an SSE stream asks the store for events other nodes appended (this node's own
+/// wake it at once).
+pub const SSE_POLL: Duration = Duration::from_secs(1);
+/// How often an idle SSE stream sends a comment, so proxies keep it open.
+pub const SSE_KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// `GET /v1/events/stream`: the event log after `after` that passes `filter`, then every new
+/// event, as Server-Sent Events (`id` the event id, `event` its type, `data` the event). A
+/// slow reader holds up only its own stream: at most 16 frames wait for it.
+fn sse(control: Control, filter: EventFilter, mut after: i64) -> Response<Body> {
+    use hyper::body::Frame;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::convert::Infallible>>(16);
+    tokio::spawn(async move {
+        let send = |b: Bytes| tx.send(Ok(Frame::data(b)));
+        if send(Bytes::from_static(b"retry: 2000\n\n")).await.is_err() {
+            return;
+        }
+        let mut appended = control.appended();
+        let mut closing = control.closing();
+        let mut keepalive = tokio::time::interval(SSE_KEEPALIVE);
+        keepalive.reset();
+        loop {
+            if *closing.borrow() {
+                return;
+            }
+            // Everything up to now.
+            loop {
+                match control.store().events(&filter, after, 100).await {
+                    Ok(page) => {
+                        for e in &page.events {
+                            let data = serde_json::to_string(&e.show()).unwrap_or_default();
+                            let frame =
+                                format!("id: {}\nevent: {}\ndata: {data}\n\n", e.id, e.kind);
+                            if send(Bytes::from(frame)).await.is_err() {
+                                return;
+                            }
+                        }
+                        after = page.last;
+                        if !page.more {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event stream: store read failed");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = appended.changed() => {}
+                () = tokio::time::sleep(SSE_POLL) => {}
+                _ = keepalive.tick() => {
+                    if send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
+                        return;
+                    }
+                }
+                // It only ever turns true.
+                _ = closing.changed() => return,
+                () = tx.closed() => return,
+            }
+        }
+    });
+    let body = http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let mut r = Response::new(body.boxed_unsync());
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    r
 }
 
 /// The OpenAPI document.

@@ -6,9 +6,12 @@
 //! memory at once and written by one owned writer task through a bounded queue, in order.
 
 use crate::auth::FailureLimiter;
+use crate::events::{NewEvent, live_stream_data, transition_event};
 use crate::id::{self, Kind};
 use crate::lifecycle::{Effect, Input, Lifecycle, Refused, Status};
-use crate::model::{LatencyMode, LiveStreamRecord, Policy, Scope};
+use crate::model::{
+    Ingest, LatencyMode, LiveStream, LiveStreamRecord, Playback, Policy, Scope, rfc3339,
+};
 use crate::playback::{self, Audience, MediaToken, TokenError};
 use crate::store::{ApiTokenRecord, Store, StoreError};
 use base64::Engine;
@@ -18,7 +21,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// How long a playback-id or signing-key lookup is trusted before the store is asked again:
@@ -153,8 +156,52 @@ struct Inner {
     key_cache: Mutex<TtlCache<Option<[u8; 32]>>>,
     limiter: Mutex<FailureLimiter>,
     admin_hash: Option<String>,
-    writes: mpsc::Sender<(String, Status, i64)>,
+    writes: mpsc::Sender<StatusWrite>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    appended: Arc<watch::Sender<u64>>,
+    closing: watch::Sender<bool>,
+}
+
+/// A status change for the writer: stored with its transition and its event, in order.
+struct StatusWrite {
+    id: String,
+    status: Status,
+    at: i64,
+    /// The event's id and type, when the change has one.
+    event: Option<(String, &'static str)>,
+}
+
+/// A live stream as the API shows it, with `status` as of `changed_at`.
+pub fn live_stream_view(
+    c: &ControlConfig,
+    s: LiveStreamRecord,
+    status: Status,
+    changed_at: i64,
+) -> LiveStream {
+    let playback = s.playback_ids.first().map(|p| Playback {
+        hls: format!("{}/v/{}/index.m3u8", c.http_base, p.id),
+        player: format!("{}/v/{}/player", c.http_base, p.id),
+    });
+    LiveStream {
+        ingest: Ingest {
+            rtmp: format!("{}/{}", c.rtmp_base, s.stream_key),
+        },
+        id: s.id,
+        name: s.name,
+        status,
+        status_changed_at: rfc3339(changed_at),
+        stream_key: s.stream_key,
+        latency_mode: s.latency_mode,
+        playback_policy: s.playback_policy,
+        reconnect_window: s.reconnect_window,
+        auto_start: s.auto_start,
+        ladder: s.ladder,
+        metadata: s.metadata,
+        created_at: rfc3339(s.created_at),
+        updated_at: rfc3339(s.updated_at),
+        playback_ids: s.playback_ids,
+        playback,
+    }
 }
 
 /// The control plane; cheap to clone.
@@ -196,12 +243,49 @@ impl Control {
                 table: "settings",
                 what: e.to_string(),
             })?;
-        let (writes, mut rx) = mpsc::channel::<(String, Status, i64)>(WRITE_QUEUE);
+        let (writes, mut rx) = mpsc::channel::<StatusWrite>(WRITE_QUEUE);
+        let appended = Arc::new(watch::channel(0u64).0);
         let writer_store = store.clone();
+        let writer_config = config.clone();
+        let writer_appended = appended.clone();
         let writer = tokio::spawn(async move {
-            while let Some((id, status, at)) = rx.recv().await {
-                if let Err(e) = writer_store.set_status(&id, status, at).await {
-                    tracing::warn!(live_stream = %id, %status, error = %e, "status not stored");
+            while let Some(w) = rx.recv().await {
+                // The event's data is the stream as stored, with the new status.
+                let event = match &w.event {
+                    Some((event_id, kind)) => match writer_store.live_stream(&w.id).await {
+                        Ok(Some(rec)) => Some(NewEvent {
+                            id: event_id.clone(),
+                            kind,
+                            object_type: "live_stream",
+                            object_id: w.id.clone(),
+                            at: w.at,
+                            data: live_stream_data(&live_stream_view(
+                                &writer_config,
+                                rec,
+                                w.status,
+                                w.at,
+                            )),
+                        }),
+                        Ok(None) => None, // deleted meanwhile: its `deleted` event is the last
+                        Err(e) => {
+                            tracing::warn!(live_stream = %w.id, error = %e, "event data not read");
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                match writer_store
+                    .set_status(&w.id, w.status, w.at, event.as_ref())
+                    .await
+                {
+                    Ok(_) => {
+                        if event.is_some() {
+                            writer_appended.send_modify(|n| *n += 1);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(live_stream = %w.id, status = %w.status, error = %e, "status not stored");
+                    }
                 }
             }
         });
@@ -220,6 +304,8 @@ impl Control {
                 admin_hash,
                 writes,
                 writer: Mutex::new(Some(writer)),
+                appended,
+                closing: watch::channel(false).0,
             }),
         })
     }
@@ -349,12 +435,15 @@ impl Control {
     fn after(&self, id: &str, t: crate::lifecycle::Transition) {
         if t.changed() {
             tracing::info!(live_stream = %id, from = %t.from, to = %t.to, "status");
-            if self
-                .inner
-                .writes
-                .try_send((id.to_string(), t.to, now_ms()))
-                .is_err()
-            {
+            let event = transition_event(&t)
+                .map(|kind| (self.with_rng(|r| id::new_id(Kind::Event, r)), kind));
+            let write = StatusWrite {
+                id: id.to_string(),
+                status: t.to,
+                at: now_ms(),
+                event,
+            };
+            if self.inner.writes.try_send(write).is_err() {
                 tracing::warn!(live_stream = %id, status = %t.to, "status write queue full");
             }
         }
@@ -368,6 +457,40 @@ impl Control {
                 live_stream_id: id.to_string(),
             });
         }
+    }
+
+    /// A live stream as the API shows it (this node's in-memory status when it serves it).
+    pub fn view(&self, s: LiveStreamRecord) -> LiveStream {
+        let (status, changed) = self.status_of(&s);
+        live_stream_view(&self.inner.config, s, status, changed)
+    }
+
+    /// The event of a resource change (`live_stream.created`, …) with `view` as its data.
+    pub fn resource_event(&self, kind: &'static str, view: &LiveStream) -> NewEvent {
+        NewEvent {
+            id: self.with_rng(|r| id::new_id(Kind::Event, r)),
+            kind,
+            object_type: "live_stream",
+            object_id: view.id.clone(),
+            at: now_ms(),
+            data: live_stream_data(view),
+        }
+    }
+
+    /// Ticks whenever this node appended events (the SSE stream wakes on it; other nodes'
+    /// events are found by polling).
+    pub fn appended(&self) -> watch::Receiver<u64> {
+        self.inner.appended.subscribe()
+    }
+
+    /// Turns true when the control plane shuts down (long-lived responses end on it).
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.inner.closing.subscribe()
+    }
+
+    /// Tells the readers of [`appended`](Self::appended) that events were stored.
+    pub fn note_appended(&self) {
+        self.inner.appended.send_modify(|n| *n += 1);
     }
 
     /// Sends a command to the media side.
@@ -504,6 +627,7 @@ impl Control {
 
     /// Stops the status writer after it wrote what is queued.
     pub async fn shutdown(&self) {
+        self.inner.closing.send_replace(true);
         let task = lock(&self.inner.writer).take();
         // The sender lives in `inner`; closing the receiver side happens when every clone
         // is dropped, so wait for the queue to drain instead.

@@ -24,6 +24,8 @@ pub enum Kind {
     SigningKey,
     /// `tok_`: an API token.
     ApiToken,
+    /// `evt_`: an event.
+    Event,
 }
 
 impl Kind {
@@ -34,6 +36,7 @@ impl Kind {
             Kind::PlaybackId => "pb_",
             Kind::SigningKey => "key_",
             Kind::ApiToken => "tok_",
+            Kind::Event => "evt_",
         }
     }
 

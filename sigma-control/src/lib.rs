@@ -22,6 +22,7 @@
 pub mod api;
 pub mod auth;
 pub mod control;
+pub mod events;
 pub mod id;
 pub mod lifecycle;
 pub mod model;

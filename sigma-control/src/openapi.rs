@@ -95,6 +95,25 @@ fn get_api_token() {}
     responses((status = 204, description = "It stops working at once"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 fn delete_api_token() {}
 
+#[utoipa::path(get, path = "/v1/events", tag = "events",
+    params(("object_id" = Option<String>, Query, description = "Only this object's events"),
+        ("type" = Option<String>, Query, description = "Event types, comma-separated or repeated; wildcards such as `live_stream.*`"),
+        ("after" = Option<String>, Query, description = "Only events after this event id"),
+        ("limit" = Option<u32>, Query, description = "1–100, default 25"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = List<crate::events::Event>, description = "Oldest first; a page may hold fewer than `limit` events and still have a `next_cursor`"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+fn list_events() {}
+
+#[utoipa::path(get, path = "/v1/events/stream", tag = "events",
+    params(("object_id" = Option<String>, Query, description = "Only this object's events"),
+        ("type" = Option<String>, Query, description = "Event types, as for /v1/events"),
+        ("after" = Option<String>, Query, description = "Start after this event id (default: from the start of the log)"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (sent by EventSource on reconnect; wins over `after`)")),
+    responses((status = 200, content_type = "text/event-stream", body = String, description = "Server-Sent Events: `id` the event id, `event` its type, `data` the event as JSON; the log first, then new events as they happen"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+fn stream_events() {}
+
 struct Bearer;
 
 impl Modify for Bearer {
@@ -110,12 +129,12 @@ impl Modify for Bearer {
 /// The document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Sigma API", description = "Live streams, playback ids, signing keys and API tokens."),
+    info(title = "Sigma API", description = "Live streams, playback ids, signing keys, API tokens and the event log."),
     paths(openapi_doc, create_live_stream, list_live_streams, get_live_stream, update_live_stream, delete_live_stream,
         reset_stream_key, disable_live_stream, enable_live_stream, complete_live_stream, start_live_stream,
         create_playback_id, delete_playback_id, create_signing_key, list_signing_keys, get_signing_key, delete_signing_key,
-        create_api_token, list_api_tokens, get_api_token, delete_api_token),
-    components(schemas(ErrorBody, crate::lifecycle::Status)),
+        create_api_token, list_api_tokens, get_api_token, delete_api_token, list_events, stream_events),
+    components(schemas(ErrorBody, crate::lifecycle::Status, crate::events::Event, crate::events::EventObject)),
     modifiers(&Bearer),
     security(("bearer" = []))
 )]

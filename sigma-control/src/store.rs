@@ -3,6 +3,7 @@
 //! set of versioned migrations (`migrations/`) applied at start. The SQL is the portable
 //! subset both understand: `$n` parameters, TEXT and BIGINT columns, times in Unix ms.
 
+use crate::events::{EventRecord, NewEvent};
 use crate::lifecycle::Status;
 use crate::model::{LatencyMode, LiveStreamRecord, PlaybackId, Policy, Scope};
 use base64::Engine;
@@ -187,6 +188,176 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
+/// Appends `e` in transaction `tx`: the next position (taking the counter row's lock, held to
+/// commit) and the object's next sequence number.
+async fn append(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    e: &NewEvent,
+) -> Result<EventRecord, StoreError> {
+    let position: i64 =
+        sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'events' RETURNING value")
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("value")?;
+    let sequence: i64 = sqlx::query(
+        "SELECT COALESCE(MAX(sequence), 0) + 1 AS next FROM events WHERE object_id = $1",
+    )
+    .bind(&e.object_id)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("next")?;
+    let data = e.data.to_string();
+    sqlx::query(
+        "INSERT INTO events (position, id, type, object_type, object_id, sequence, at, data) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(position)
+    .bind(&e.id)
+    .bind(e.kind)
+    .bind(e.object_type)
+    .bind(&e.object_id)
+    .bind(sequence)
+    .bind(e.at)
+    .bind(&data)
+    .execute(&mut **tx)
+    .await?;
+    Ok(EventRecord {
+        position,
+        id: e.id.clone(),
+        kind: e.kind.to_string(),
+        object_type: e.object_type.to_string(),
+        object_id: e.object_id.clone(),
+        sequence,
+        at: e.at,
+        data,
+    })
+}
+
+fn event_row(r: &AnyRow) -> Result<EventRecord, StoreError> {
+    Ok(EventRecord {
+        position: r.try_get("position")?,
+        id: r.try_get("id")?,
+        kind: r.try_get("type")?,
+        object_type: r.try_get("object_type")?,
+        object_id: r.try_get("object_id")?,
+        sequence: r.try_get("sequence")?,
+        at: r.try_get("at")?,
+        data: r.try_get("data")?,
+    })
+}
+
+/// Which events to read: all of them, or one object's, or of some types (`type` patterns as
+/// in [`crate::events::type_matches`], applied after the read).
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    /// Only this object's.
+    pub object_id: Option<String>,
+    /// Only types matching one of these (empty: every type).
+    pub types: Vec<String>,
+}
+
+impl EventFilter {
+    /// Whether `e` passes.
+    pub fn passes(&self, e: &EventRecord) -> bool {
+        self.object_id.as_ref().is_none_or(|o| *o == e.object_id)
+            && (self.types.is_empty()
+                || self
+                    .types
+                    .iter()
+                    .any(|t| crate::events::type_matches(t, &e.kind)))
+    }
+}
+
+/// A page of the event log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventPage {
+    /// The events, oldest first.
+    pub events: Vec<EventRecord>,
+    /// The position read up to (continue after it).
+    pub last: i64,
+    /// Whether more rows may follow `last`.
+    pub more: bool,
+}
+
+const EVENT_COLUMNS: &str = "position, id, type, object_type, object_id, sequence, at, data";
+
+impl Store {
+    /// Appends one event on its own (for changes with no row of their own to write).
+    pub async fn append_event(&self, e: &NewEvent) -> Result<EventRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let r = append(&mut tx, e).await?;
+        tx.commit().await?;
+        Ok(r)
+    }
+
+    /// Up to `limit` events after position `after` that pass `filter`, oldest first, and where
+    /// to continue. With a type filter, at most
+    /// `limit * 4` rows are read per call, so a page may hold fewer than `limit` events and
+    /// still have a next one.
+    pub async fn events(
+        &self,
+        filter: &EventFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<EventPage, StoreError> {
+        let scan = i64::from(limit) * if filter.types.is_empty() { 1 } else { 4 };
+        let rows = match &filter.object_id {
+            Some(o) => {
+                let q = format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE object_id = $1 AND position > $2 \
+                     ORDER BY position LIMIT $3"
+                );
+                sqlx::query(&q)
+                    .bind(o)
+                    .bind(after)
+                    .bind(scan)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                let q = format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+                );
+                sqlx::query(&q)
+                    .bind(after)
+                    .bind(scan)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        let mut last = after;
+        let mut out = Vec::new();
+        for r in &rows {
+            let e = event_row(r)?;
+            last = e.position;
+            if filter.passes(&e) {
+                out.push(e);
+                if out.len() == limit as usize {
+                    break;
+                }
+            }
+        }
+        let more = out.len() == limit as usize || rows.len() as i64 == scan;
+        Ok(EventPage {
+            events: out,
+            last,
+            more,
+        })
+    }
+
+    /// The position of event `id`, if it exists.
+    pub async fn event_position(&self, id: &str) -> Result<Option<i64>, StoreError> {
+        let r = sqlx::query("SELECT position FROM events WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match r {
+            Some(r) => Some(r.try_get("position")?),
+            None => None,
+        })
+    }
+}
+
 impl Store {
     /// Up to `limit` rows of `table` after `after`, newest first (by `created_at`, then
     /// `id`): the one page query behind every list.
@@ -301,8 +472,12 @@ impl Store {
             .ok_or_else(|| corrupt("settings", format!("{name} vanished")))
     }
 
-    /// Inserts a live stream and its playback ids.
-    pub async fn insert_live_stream(&self, s: &LiveStreamRecord) -> Result<(), StoreError> {
+    /// Inserts a live stream and its playback ids, and appends `event`.
+    pub async fn insert_live_stream(
+        &self,
+        s: &LiveStreamRecord,
+        event: &NewEvent,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let metadata = serde_json::to_string(&s.metadata)
             .map_err(|e| corrupt("live_streams", e.to_string()))?;
@@ -352,6 +527,7 @@ impl Store {
         .bind(s.status_changed_at)
         .execute(&mut *tx)
         .await?;
+        append(&mut tx, event).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -429,10 +605,15 @@ impl Store {
     }
 
     /// Writes the fields an update may change (name, mode, window, auto_start, ladder,
-    /// metadata, updated_at).
-    pub async fn update_live_stream(&self, s: &LiveStreamRecord) -> Result<bool, StoreError> {
+    /// metadata, updated_at) and appends `event`.
+    pub async fn update_live_stream(
+        &self,
+        s: &LiveStreamRecord,
+        event: &NewEvent,
+    ) -> Result<bool, StoreError> {
         let metadata = serde_json::to_string(&s.metadata)
             .map_err(|e| corrupt("live_streams", e.to_string()))?;
+        let mut tx = self.pool.begin().await?;
         let r = sqlx::query(
             "UPDATE live_streams SET name = $2, latency_mode = $3, reconnect_window = $4, \
              auto_start = $5, ladder = $6, metadata = $7, updated_at = $8 WHERE id = $1",
@@ -445,25 +626,49 @@ impl Store {
         .bind(s.ladder.clone())
         .bind(metadata)
         .bind(s.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(r.rows_affected() == 1)
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
-    /// Replaces the stream key.
-    pub async fn set_stream_key(&self, id: &str, key: &str, now: i64) -> Result<bool, StoreError> {
+    /// Replaces the stream key and appends `event`.
+    pub async fn set_stream_key(
+        &self,
+        id: &str,
+        key: &str,
+        now: i64,
+        event: &NewEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let r = sqlx::query("UPDATE live_streams SET stream_key = $2, stream_key_hash = $3, updated_at = $4 WHERE id = $1")
             .bind(id)
             .bind(key)
             .bind(crate::id::digest(key))
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(r.rows_affected() == 1)
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
-    /// Records a status change, with its time.
-    pub async fn set_status(&self, id: &str, status: Status, at: i64) -> Result<bool, StoreError> {
+    /// Records a status change, with its time, and appends `event` when given (in the same
+    /// transaction).
+    pub async fn set_status(
+        &self,
+        id: &str,
+        status: Status,
+        at: i64,
+        event: Option<&NewEvent>,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query(
             "UPDATE live_streams SET status = $2, status_changed_at = $3 WHERE id = $1",
@@ -482,6 +687,9 @@ impl Store {
             .bind(at)
             .execute(&mut *tx)
             .await?;
+            if let Some(e) = event {
+                append(&mut tx, e).await?;
+            }
         }
         tx.commit().await?;
         Ok(r.rows_affected() == 1)
@@ -506,8 +714,8 @@ impl Store {
             .collect()
     }
 
-    /// Deletes a live stream and its playback ids.
-    pub async fn delete_live_stream(&self, id: &str) -> Result<bool, StoreError> {
+    /// Deletes a live stream and its playback ids, and appends `event`.
+    pub async fn delete_live_stream(&self, id: &str, event: &NewEvent) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM playback_ids WHERE live_stream_id = $1")
             .bind(id)
@@ -517,39 +725,54 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        append(&mut tx, event).await?;
         tx.commit().await?;
-        Ok(r.rows_affected() == 1)
+        Ok(true)
     }
 
-    /// Adds a playback id to a live stream.
+    /// Adds a playback id to a live stream, and appends `event`.
     pub async fn insert_playback_id(
         &self,
         live_stream_id: &str,
         p: &PlaybackId,
         now: i64,
+        event: &NewEvent,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO playback_ids (id, live_stream_id, policy, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&p.id)
             .bind(live_stream_id)
             .bind(p.policy.name())
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        append(&mut tx, event).await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    /// Removes a playback id of a live stream.
+    /// Removes a playback id of a live stream, and appends `event`.
     pub async fn delete_playback_id(
         &self,
         live_stream_id: &str,
         id: &str,
+        event: &NewEvent,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let r = sqlx::query("DELETE FROM playback_ids WHERE id = $1 AND live_stream_id = $2")
             .bind(id)
             .bind(live_stream_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(r.rows_affected() == 1)
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// The live stream id and policy of a playback id.

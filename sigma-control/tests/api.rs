@@ -5,10 +5,11 @@
 mod postgres;
 
 use bytes::Bytes;
-use http::{Method, Request, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use rand::SeedableRng;
 use serde_json::{Value, json};
+use sigma_control::api::Body;
 use sigma_control::api::{self, Api, ROUTES};
 use sigma_control::control::{AdmitError, Control, ControlConfig};
 use sigma_control::lifecycle::{Input, Status};
@@ -89,6 +90,28 @@ async fn client(url: &str, seed: u64) -> Client {
         control,
         ip: "127.0.0.1".parse().unwrap(),
     }
+}
+
+/// Every event `GET /v1/events?{query}` lists, following `next_cursor` with pages of `limit`.
+async fn all_events(c: &Client, query: &str, limit: u32) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..1000 {
+        let mut path = format!("/v1/events?{query}&limit={limit}");
+        if let Some(cur) = &cursor {
+            path.push_str(&format!("&cursor={cur}"));
+        }
+        let (s, page) = c.admin("GET", &path, None).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {page}");
+        let data = page["data"].as_array().unwrap();
+        assert!(data.len() <= limit as usize);
+        out.extend(data.iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return out,
+        }
+    }
+    panic!("the event pages never ended");
 }
 
 /// The suite both backends pass.
@@ -276,6 +299,67 @@ async fn suite(url: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 
+    // The event log holds every change of the stream, in order, without secrets.
+    let expected = [
+        "live_stream.created",
+        "live_stream.updated",
+        "live_stream.connected",
+        "live_stream.active",
+        "live_stream.stream_key_reset",
+        "live_stream.disconnected",
+        "live_stream.reconnected",
+        "live_stream.disabled",
+        "live_stream.enabled",
+    ];
+    let events = all_events(&c, &format!("object_id={id}"), 2).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, expected, "{events:#?}");
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["sequence"], json!(i + 1), "{e}");
+        assert_eq!(e["object"], json!({"type": "live_stream", "id": id}));
+        assert!(e["id"].as_str().unwrap().starts_with("evt_"));
+        assert!(e["timestamp"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(e["data"]["id"], json!(id));
+        assert!(e["data"].get("stream_key").is_none() && e["data"].get("ingest").is_none());
+        let text = e.to_string();
+        assert!(
+            !text.contains(&key) && !text.contains(&new_key),
+            "a key in {text}"
+        );
+    }
+    assert_eq!(
+        events[1]["data"]["name"], "renamed",
+        "data is the resource after"
+    );
+    assert_eq!(
+        events[6]["data"]["status"], "active",
+        "reconnected to active"
+    );
+    assert_eq!(events[8]["data"]["status"], "idle");
+    // Filters: by type (with a list), and after an event id.
+    let some = all_events(
+        &c,
+        &format!("object_id={id}&type=live_stream.disabled,live_stream.enabled"),
+        25,
+    )
+    .await;
+    assert_eq!(some.len(), 2, "{some:#?}");
+    let third = events[2]["id"].as_str().unwrap();
+    let rest = all_events(&c, &format!("object_id={id}&after={third}"), 25).await;
+    assert_eq!(rest.as_slice(), &events[3..]);
+    for bad in [
+        "type=live_stream.bogus",
+        "type=live_*",
+        "object_id=nope",
+        "after=evt_AAAAAAAAAAAAAAAAAAAAAA",
+        "cursor=zzz",
+        "limit=0",
+        "color=red",
+    ] {
+        let (s, e) = c.admin("GET", &format!("/v1/events?{bad}"), None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {e}");
+    }
+
     // Preview without auto_start, then start.
     let k2 = full["stream_key"].as_str().unwrap();
     c.control.admit(k2).await.unwrap();
@@ -420,7 +504,7 @@ async fn suite(url: &str) {
     );
 
     // Every route: 401 without a token, 403 for writes with a read token.
-    for (method, template) in ROUTES {
+    for (i, (method, template)) in ROUTES.iter().enumerate() {
         let path = template.replace("{id}", &id).replace("{playback_id}", &pid);
         if *template == "/v1/openapi.json" {
             assert_eq!(c.call(method, &path, None, None).await.0, StatusCode::OK);
@@ -429,7 +513,8 @@ async fn suite(url: &str) {
         let anon = Client {
             api: c.api.clone(),
             control: c.control.clone(),
-            ip: "10.9.9.9".parse().unwrap(),
+            // One address per route, so the failure limit (20 a minute) never answers.
+            ip: IpAddr::from([10, 9, 9, i as u8]),
         };
         let (s, e) = anon.call(method, &path, None, None).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path}: {e}");
@@ -605,6 +690,117 @@ async fn sqlite_backend_passes_the_suite() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Reads SSE frames from `body` until `n` events arrived (or 5 s passed): (id, type, data).
+async fn sse_events<B>(body: &mut B, n: usize) -> Vec<(String, String, Value)>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Debug,
+{
+    let mut text = String::new();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while out.len() < n {
+        let frame = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {n} events in 5 s: {text}", out.len()))
+            .expect("the stream goes on")
+            .unwrap();
+        text.push_str(std::str::from_utf8(frame.data_ref().unwrap()).unwrap());
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let (mut id, mut kind, mut data) = (None, None, None);
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = Some(v.to_string());
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    kind = Some(v.to_string());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = Some(serde_json::from_str::<Value>(v).unwrap());
+                }
+            }
+            if let (Some(id), Some(kind), Some(data)) = (id, kind, data) {
+                out.push((id, kind, data));
+            }
+        }
+    }
+    out
+}
+
+async fn open_sse(c: &Client, query: &str, last_event_id: Option<&str>) -> Response<Body> {
+    let mut req = Request::get(format!("/v1/events/stream{query}"))
+        .header("authorization", format!("Bearer {ADMIN}"));
+    if let Some(l) = last_event_id {
+        req = req.header("last-event-id", l);
+    }
+    let r = c
+        .api
+        .handle(req.body(Full::new(Bytes::new())).unwrap(), c.ip)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    r
+}
+
+/// `GET /v1/events/stream`: the log, then new events as they happen; resumable with
+/// `Last-Event-ID`; filtered like the list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_follows_the_log_and_resumes() {
+    let dir = std::env::temp_dir().join(format!("sigma-control-sse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = client(&Store::sqlite_url(&dir.join("control.db")), 30).await;
+    let (_, a) = c.admin("POST", "/v1/live-streams", None).await;
+    let a_id = a["id"].as_str().unwrap().to_string();
+    c.admin("POST", &format!("/v1/live-streams/{a_id}/disable"), None)
+        .await;
+
+    let mut all = open_sse(&c, "", None).await.into_body();
+    let mut only_b_types = open_sse(&c, "?type=live_stream.created", None)
+        .await
+        .into_body();
+    let first = sse_events(&mut all, 2).await;
+    assert_eq!(
+        first.iter().map(|e| e.1.as_str()).collect::<Vec<_>>(),
+        ["live_stream.created", "live_stream.disabled"]
+    );
+    assert_eq!(first[0].2["id"], json!(first[0].0), "data is the event");
+    assert_eq!(first[0].2["object"]["id"], json!(a_id));
+    // A new event arrives on the open stream, well before the poll interval.
+    let started = std::time::Instant::now();
+    let (_, b) = c.admin("POST", "/v1/live-streams", None).await;
+    let b_id = b["id"].as_str().unwrap().to_string();
+    let next = sse_events(&mut all, 1).await;
+    assert!(started.elapsed() < api::SSE_POLL, "{:?}", started.elapsed());
+    assert_eq!(next[0].1, "live_stream.created");
+    assert_eq!(next[0].2["object"]["id"], json!(b_id));
+    let created = sse_events(&mut only_b_types, 2).await;
+    assert!(created.iter().all(|e| e.1 == "live_stream.created"));
+    // Resuming after the first event gives the rest, in order.
+    let mut resumed = open_sse(&c, "", Some(&first[0].0)).await.into_body();
+    let rest = sse_events(&mut resumed, 2).await;
+    assert_eq!(rest[0].0, first[1].0);
+    assert_eq!(rest[1].0, next[0].0);
+    // An unknown Last-Event-ID is refused.
+    let req = Request::get("/v1/events/stream")
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .header("last-event-id", "evt_AAAAAAAAAAAAAAAAAAAAAA")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(
+        c.api.handle(req, c.ip).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    // Shutting the control plane down ends open streams.
+    c.control.shutdown().await;
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(f) = all.frame().await {
+            f.unwrap();
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the stream ends at shutdown");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A server that stopped without ending its broadcast leaves a live status in the store; the
 /// next start admits the stream's publisher again, from `idle`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -626,7 +822,10 @@ async fn a_stale_live_status_does_not_lock_the_stream_out() {
     let (_, stored) = after
         .admin("GET", &format!("/v1/live-streams/{id}"), None)
         .await;
-    assert_eq!(stored["status"], "active", "the stale status is what was stored");
+    assert_eq!(
+        stored["status"], "active",
+        "the stale status is what was stored"
+    );
     let a = after.control.admit(&key).await.expect("admitted again");
     assert!(!a.resumed, "a new broadcast, not a resumption");
     let (_, now) = after

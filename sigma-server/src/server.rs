@@ -423,13 +423,15 @@ impl Running {
             }
         }
         self.registry.shutdown();
+        // Writes what is queued and ends the open event streams, so the API listener's
+        // graceful shutdown does not wait for them.
+        self.control.shutdown().await;
         if let Ok(Err(e)) = self.rtmp_task.await {
             tracing::warn!(error = %e, "RTMP listener ended with an error");
         }
         let _ = self.http_task.await;
         let _ = self.api_task.await;
         self.commands_task.abort();
-        self.control.shutdown().await;
     }
 }
 
