@@ -12,6 +12,8 @@
 //! # let mut c = sigma_server::config::Config::parse(sigma_server::config::EMBEDDED_DEFAULT, "d")?;
 //! # c.server.rtmp_listen = "127.0.0.1:0".parse()?;
 //! # c.server.http_listen = "127.0.0.1:0".parse()?;
+//! # c.control.api_listen = "127.0.0.1:0".parse()?;
+//! # c.server.data_dir = std::env::temp_dir().join(format!("sigma-load-doc-{}", std::process::id()));
 //! # let server = sigma_server::server::start(c).await?;
 //! # let (rtmp, http) = (server.rtmp_addr, server.http_addr);
 //! // A server on loopback (here one started in-process) at `rtmp` and `http`.
