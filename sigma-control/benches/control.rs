@@ -48,6 +48,7 @@ async fn control(url: &str) -> Control {
             default_latency: LatencyMode::Low,
             ladders: vec![],
             admin_token: Some(ADMIN.into()),
+            webhooks: sigma_control::delivery::WebhookSettings::default(),
         },
         Box::new(rand::rngs::StdRng::seed_from_u64(2)),
     )

@@ -13,7 +13,9 @@ use crate::lifecycle::{Input, Status};
 use crate::model::*;
 use crate::playback::{self};
 use crate::store::EventFilter;
-use crate::store::{ApiTokenRecord, Cursor, Listed, SigningKeyRecord, StoreError};
+use crate::store::{
+    ApiTokenRecord, AttemptRecord, Cursor, Listed, SigningKeyRecord, StoreError, WebhookRecord,
+};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -53,6 +55,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/api-tokens/{id}"),
     ("GET", "/v1/events"),
     ("GET", "/v1/events/stream"),
+    ("POST", "/v1/webhooks"),
+    ("GET", "/v1/webhooks"),
+    ("GET", "/v1/webhooks/{id}"),
+    ("PATCH", "/v1/webhooks/{id}"),
+    ("DELETE", "/v1/webhooks/{id}"),
+    ("POST", "/v1/webhooks/{id}/rotate-secret"),
+    ("GET", "/v1/webhooks/{id}/deliveries"),
+    ("POST", "/v1/webhooks/{id}/replay"),
 ];
 
 /// The response body type.
@@ -188,6 +198,14 @@ enum Route<'a> {
     DeleteToken(&'a str),
     ListEvents,
     StreamEvents,
+    CreateWebhook,
+    ListWebhooks,
+    GetWebhook(&'a str),
+    UpdateWebhook(&'a str),
+    DeleteWebhook(&'a str),
+    RotateWebhook(&'a str),
+    WebhookDeliveries(&'a str),
+    ReplayWebhook(&'a str),
 }
 
 impl Route<'_> {
@@ -203,6 +221,9 @@ impl Route<'_> {
                 | Route::GetToken(_)
                 | Route::ListEvents
                 | Route::StreamEvents
+                | Route::ListWebhooks
+                | Route::GetWebhook(_)
+                | Route::WebhookDeliveries(_)
         )
     }
 }
@@ -251,6 +272,14 @@ fn route_exact<'a>(m: &str, path: &'a str) -> Option<Route<'a>> {
         (["", "v1", "api-tokens", id], "DELETE") => Route::DeleteToken(id),
         (["", "v1", "events"], "GET") => Route::ListEvents,
         (["", "v1", "events", "stream"], "GET") => Route::StreamEvents,
+        (["", "v1", "webhooks"], "POST") => Route::CreateWebhook,
+        (["", "v1", "webhooks"], "GET") => Route::ListWebhooks,
+        (["", "v1", "webhooks", id], "GET") => Route::GetWebhook(id),
+        (["", "v1", "webhooks", id], "PATCH") => Route::UpdateWebhook(id),
+        (["", "v1", "webhooks", id], "DELETE") => Route::DeleteWebhook(id),
+        (["", "v1", "webhooks", id, "rotate-secret"], "POST") => Route::RotateWebhook(id),
+        (["", "v1", "webhooks", id, "deliveries"], "GET") => Route::WebhookDeliveries(id),
+        (["", "v1", "webhooks", id, "replay"], "POST") => Route::ReplayWebhook(id),
         _ => return None,
     };
     Some(r)
@@ -534,6 +563,7 @@ impl Api {
                 no_query()?;
                 let s = self.stream(id).await?;
                 let live = self.control.status_of(&s).0.is_live();
+                self.control.flush().await;
                 let event = self
                     .control
                     .resource_event("live_stream.deleted", &self.show(s.clone()));
@@ -571,6 +601,7 @@ impl Api {
                 };
                 let sid = s.id.clone();
                 s.playback_ids.push(p.clone());
+                self.control.flush().await;
                 let event = self
                     .control
                     .resource_event("live_stream.updated", &self.show(s));
@@ -590,6 +621,7 @@ impl Api {
                 }
                 let sid = s.id.clone();
                 s.playback_ids.retain(|p| p.id != *pid);
+                self.control.flush().await;
                 let event = self
                     .control
                     .resource_event("live_stream.updated", &self.show(s));
@@ -730,6 +762,119 @@ impl Api {
                 };
                 Ok(json(StatusCode::OK, &list))
             }
+            Route::CreateWebhook => {
+                no_query()?;
+                let body: CreateWebhook = parse_json(&bytes)?;
+                self.create_webhook(body).await
+            }
+            Route::ListWebhooks => {
+                let q = list_query(q)?;
+                let rows = self
+                    .control
+                    .store()
+                    .webhooks(q.cursor.as_ref(), q.limit)
+                    .await?;
+                Ok(json(
+                    StatusCode::OK,
+                    &page(rows, q.limit, |w| show_webhook(w, false)),
+                ))
+            }
+            Route::GetWebhook(id) => {
+                no_query()?;
+                Ok(json(
+                    StatusCode::OK,
+                    &show_webhook(self.webhook(id).await?, false),
+                ))
+            }
+            Route::UpdateWebhook(id) => {
+                no_query()?;
+                let body: UpdateWebhook = parse_json(&bytes)?;
+                self.update_webhook(id, body).await
+            }
+            Route::DeleteWebhook(id) => {
+                no_query()?;
+                let w = self.webhook(id).await?;
+                if !self.control.store().delete_webhook(&w.id).await? {
+                    return Err(not_found("webhook"));
+                }
+                tracing::info!(webhook = %w.id, "webhook deleted");
+                Ok(no_content())
+            }
+            Route::RotateWebhook(id) => {
+                no_query()?;
+                let mut w = self.webhook(id).await?;
+                let now = now_ms();
+                let old = std::mem::replace(
+                    &mut w.secret,
+                    self.control.with_rng(|r| crate::webhooks::new_secret(r)),
+                );
+                w.previous = Some((
+                    old,
+                    now + crate::webhooks::ROTATION_OVERLAP.as_millis() as i64,
+                ));
+                w.updated_at = now;
+                if !self.control.store().update_webhook(&w).await? {
+                    return Err(not_found("webhook"));
+                }
+                tracing::info!(webhook = %w.id, "webhook secret rotated");
+                Ok(json(StatusCode::OK, &show_webhook(w, true)))
+            }
+            Route::WebhookDeliveries(id) => {
+                let w = self.webhook(id).await?;
+                let q = list_query(q)?;
+                let before = q
+                    .cursor
+                    .as_ref()
+                    .and_then(|c| attempt_cursor(&c.id).map(|(p, a)| (c.created_at, p, a)));
+                if q.cursor.is_some() && before.is_none() {
+                    return Err(ApiError {
+                        field: Some("cursor".into()),
+                        ..err(
+                            StatusCode::BAD_REQUEST,
+                            "invalid_query",
+                            "not a cursor from next_cursor",
+                        )
+                    });
+                }
+                let rows = self
+                    .control
+                    .store()
+                    .attempts(&w.id, before, q.limit)
+                    .await?;
+                let next_cursor = (rows.len() == q.limit as usize)
+                    .then(|| {
+                        rows.last().map(|r| {
+                            Cursor {
+                                created_at: r.at,
+                                id: format!("{}.{}", r.position, r.attempt),
+                            }
+                            .encode()
+                        })
+                    })
+                    .flatten();
+                let list = List {
+                    data: rows.into_iter().map(show_attempt).collect::<Vec<_>>(),
+                    next_cursor,
+                };
+                Ok(json(StatusCode::OK, &list))
+            }
+            Route::ReplayWebhook(id) => {
+                no_query()?;
+                let body: ReplayWebhook = parse_json(&bytes)?;
+                let since = parse_rfc3339(&body.since).ok_or_else(|| ApiError {
+                    field: Some("since".into()),
+                    ..err(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_field",
+                        "an RFC 3339 time",
+                    )
+                })?;
+                let w = self.webhook(id).await?;
+                let queued = self.control.store().replay(&w, since, now_ms()).await?;
+                self.control.note_appended();
+                tracing::info!(webhook = %w.id, queued, "webhook replay");
+                Ok(json(StatusCode::ACCEPTED, &Replayed { queued }))
+            }
             Route::StreamEvents => {
                 let last_id = parts
                     .headers
@@ -740,6 +885,108 @@ impl Api {
                 Ok(sse(self.control.clone(), q.filter, q.after))
             }
         }
+    }
+
+    async fn webhook(&self, id: &str) -> Result<WebhookRecord, ApiError> {
+        if !Kind::Webhook.matches(id) {
+            return Err(not_found("webhook"));
+        }
+        self.control
+            .store()
+            .webhook(id)
+            .await?
+            .ok_or_else(|| not_found("webhook"))
+    }
+
+    /// Refuses a target that is malformed or, unless private targets are allowed, that is or
+    /// resolves to a non-public address. (A name that does not resolve now is accepted: the
+    /// delivery client checks every address it connects to.)
+    async fn check_target(&self, url: &str) -> Result<(), ApiError> {
+        let u = crate::webhooks::check_url(url).map_err(|e| ApiError {
+            field: Some("url".into()),
+            ..err(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                e.to_string(),
+            )
+        })?;
+        if self.control.config().webhooks.allow_private {
+            return Ok(());
+        }
+        let private = || ApiError {
+            field: Some("url".into()),
+            ..err(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "private_target",
+                "the URL is on a loopback, private or link-local address (allow_private_targets permits it)",
+            )
+        };
+        if crate::delivery::literal_private(&u) {
+            return Err(private());
+        }
+        if let Some(url::Host::Domain(host)) = u.host() {
+            let port = u.port_or_known_default().unwrap_or(443);
+            let lookup = tokio::net::lookup_host((host, port));
+            if let Ok(Ok(addrs)) = tokio::time::timeout(Duration::from_secs(2), lookup).await {
+                if addrs
+                    .into_iter()
+                    .any(|a| !crate::webhooks::is_public(a.ip()))
+                {
+                    return Err(private());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_webhook(&self, body: CreateWebhook) -> Result<Response<Body>, ApiError> {
+        check_webhook_fields(body.event_types.as_deref(), body.description.as_deref())?;
+        self.check_target(&body.url).await?;
+        let now = now_ms();
+        let w = WebhookRecord {
+            id: self.control.with_rng(|r| id::new_id(Kind::Webhook, r)),
+            url: body.url,
+            description: body.description.unwrap_or_default(),
+            event_types: body.event_types.unwrap_or_else(|| vec!["*".into()]),
+            secret: self.control.with_rng(|r| crate::webhooks::new_secret(r)),
+            previous: None,
+            status: "enabled".into(),
+            created_at: now,
+            updated_at: now,
+        };
+        self.control.store().insert_webhook(&w).await?;
+        tracing::info!(webhook = %w.id, "webhook created");
+        Ok(json(StatusCode::CREATED, &show_webhook(w, true)))
+    }
+
+    async fn update_webhook(
+        &self,
+        id: &str,
+        body: UpdateWebhook,
+    ) -> Result<Response<Body>, ApiError> {
+        check_webhook_fields(body.event_types.as_deref(), body.description.as_deref())?;
+        let mut w = self.webhook(id).await?;
+        if let Some(u) = body.url {
+            self.check_target(&u).await?;
+            w.url = u;
+        }
+        if let Some(t) = body.event_types {
+            w.event_types = t;
+        }
+        if let Some(d) = body.description {
+            w.description = d;
+        }
+        match body.enabled {
+            Some(false) => w.status = "disabled".into(),
+            Some(true) if w.status == "disabled" => w.status = "enabled".into(),
+            _ => {}
+        }
+        w.updated_at = now_ms();
+        if !self.control.store().update_webhook(&w).await? {
+            return Err(not_found("webhook"));
+        }
+        self.control.note_appended(); // an enabled endpoint's pending deliveries resume
+        Ok(json(StatusCode::OK, &show_webhook(w, false)))
     }
 
     /// The query of the event routes: `object_id`, `type` (repeatable or comma-separated,
@@ -898,6 +1145,7 @@ impl Api {
             s.metadata = m;
         }
         s.updated_at = now_ms();
+        self.control.flush().await;
         let event = self
             .control
             .resource_event("live_stream.updated", &self.show(s.clone()));
@@ -915,6 +1163,7 @@ impl Api {
                 let key = self.control.with_rng(|r| id::new_stream_key(r));
                 s.stream_key = key.clone();
                 s.updated_at = now_ms();
+                self.control.flush().await;
                 let event = self
                     .control
                     .resource_event("live_stream.stream_key_reset", &self.show(s.clone()));
@@ -984,6 +1233,38 @@ fn unreachable_route() -> Result<Response<Body>, ApiError> {
         "internal",
         "route handled earlier",
     ))
+}
+
+fn show_webhook(w: WebhookRecord, with_secret: bool) -> Webhook {
+    Webhook {
+        id: w.id,
+        url: w.url,
+        event_types: w.event_types,
+        description: w.description,
+        status: w.status,
+        created_at: rfc3339(w.created_at),
+        updated_at: rfc3339(w.updated_at),
+        secret: with_secret.then_some(w.secret),
+    }
+}
+
+fn show_attempt(a: AttemptRecord) -> WebhookAttempt {
+    WebhookAttempt {
+        event_id: a.event_id,
+        event_type: a.event_type,
+        attempt: a.attempt,
+        at: rfc3339(a.at),
+        status_code: a.status_code,
+        duration_ms: a.duration_ms,
+        error: a.error,
+        outcome: a.outcome,
+    }
+}
+
+/// The `{position}.{attempt}` part of an attempts cursor.
+fn attempt_cursor(s: &str) -> Option<(i64, i64)> {
+    let (p, a) = s.split_once('.')?;
+    Some((p.parse().ok()?, a.parse().ok()?))
 }
 
 struct EventQuery {

@@ -41,6 +41,8 @@ pub struct ControlConfig {
     pub ladders: Vec<String>,
     /// An admin token from the environment (`SIGMA_API_TOKEN`), accepted besides stored ones.
     pub admin_token: Option<String>,
+    /// Webhook delivery settings.
+    pub webhooks: crate::delivery::WebhookSettings,
 }
 
 /// What the API asks of the media side.
@@ -145,7 +147,7 @@ impl<V: Clone> TtlCache<V> {
     }
 }
 
-struct Inner {
+pub(crate) struct Inner {
     store: Store,
     config: ControlConfig,
     rng: Mutex<Box<dyn RngCore + Send>>,
@@ -156,10 +158,19 @@ struct Inner {
     key_cache: Mutex<TtlCache<Option<[u8; 32]>>>,
     limiter: Mutex<FailureLimiter>,
     admin_hash: Option<String>,
-    writes: mpsc::Sender<StatusWrite>,
+    writes: mpsc::Sender<WriterItem>,
     writer: Mutex<Option<JoinHandle<()>>>,
     appended: Arc<watch::Sender<u64>>,
     closing: watch::Sender<bool>,
+    dispatcher: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the writer task takes, in order.
+enum WriterItem {
+    /// A status change.
+    Status(StatusWrite),
+    /// Answer once everything queued before is stored.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// A status change for the writer: stored with its transition and its event, in order.
@@ -243,13 +254,20 @@ impl Control {
                 table: "settings",
                 what: e.to_string(),
             })?;
-        let (writes, mut rx) = mpsc::channel::<StatusWrite>(WRITE_QUEUE);
+        let (writes, mut rx) = mpsc::channel::<WriterItem>(WRITE_QUEUE);
         let appended = Arc::new(watch::channel(0u64).0);
         let writer_store = store.clone();
         let writer_config = config.clone();
         let writer_appended = appended.clone();
         let writer = tokio::spawn(async move {
-            while let Some(w) = rx.recv().await {
+            while let Some(item) = rx.recv().await {
+                let w = match item {
+                    WriterItem::Status(w) => w,
+                    WriterItem::Flush(done) => {
+                        let _ = done.send(());
+                        continue;
+                    }
+                };
                 // The event's data is the stream as stored, with the new status.
                 let event = match &w.event {
                     Some((event_id, kind)) => match writer_store.live_stream(&w.id).await {
@@ -290,7 +308,7 @@ impl Control {
             }
         });
         let admin_hash = config.admin_token.as_deref().map(id::digest);
-        Ok(Control {
+        let control = Control {
             inner: Arc::new(Inner {
                 store,
                 config,
@@ -306,8 +324,16 @@ impl Control {
                 writer: Mutex::new(Some(writer)),
                 appended,
                 closing: watch::channel(false).0,
+                dispatcher: Mutex::new(None),
             }),
-        })
+        };
+        let task = tokio::spawn(crate::delivery::run(Arc::downgrade(&control.inner)));
+        *lock(&control.inner.dispatcher) = Some(task);
+        Ok(control)
+    }
+
+    pub(crate) fn upgrade(inner: &std::sync::Weak<Inner>) -> Option<Control> {
+        inner.upgrade().map(|inner| Control { inner })
     }
 
     /// The store.
@@ -443,7 +469,12 @@ impl Control {
                 at: now_ms(),
                 event,
             };
-            if self.inner.writes.try_send(write).is_err() {
+            if self
+                .inner
+                .writes
+                .try_send(WriterItem::Status(write))
+                .is_err()
+            {
                 tracing::warn!(live_stream = %id, status = %t.to, "status write queue full");
             }
         }
@@ -456,6 +487,20 @@ impl Control {
             let _ = self.inner.commands.send(Command::DisconnectPublisher {
                 live_stream_id: id.to_string(),
             });
+        }
+    }
+
+    /// Waits until every status change queued so far is stored (with its event), so an event
+    /// appended next comes after them in the log. Gives up after 5 s.
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = tokio::time::timeout(
+            Duration::from_secs(5),
+            self.inner.writes.send(WriterItem::Flush(tx)),
+        )
+        .await;
+        if matches!(sent, Ok(Ok(()))) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
         }
     }
 
@@ -628,6 +673,12 @@ impl Control {
     /// Stops the status writer after it wrote what is queued.
     pub async fn shutdown(&self) {
         self.inner.closing.send_replace(true);
+        let dispatcher = lock(&self.inner.dispatcher).take();
+        if let Some(task) = dispatcher {
+            // It stops at `closing`; attempts in flight finish on their own (their leases
+            // make them safe to cut short).
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+        }
         let task = lock(&self.inner.writer).take();
         // The sender lives in `inner`; closing the receiver side happens when every clone
         // is dropped, so wait for the queue to drain instead.

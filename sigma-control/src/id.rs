@@ -26,6 +26,8 @@ pub enum Kind {
     ApiToken,
     /// `evt_`: an event.
     Event,
+    /// `wh_`: a webhook endpoint.
+    Webhook,
 }
 
 impl Kind {
@@ -37,6 +39,7 @@ impl Kind {
             Kind::SigningKey => "key_",
             Kind::ApiToken => "tok_",
             Kind::Event => "evt_",
+            Kind::Webhook => "wh_",
         }
     }
 

@@ -22,6 +22,7 @@
 pub mod api;
 pub mod auth;
 pub mod control;
+pub mod delivery;
 pub mod events;
 pub mod id;
 pub mod lifecycle;
@@ -29,6 +30,7 @@ pub mod model;
 mod openapi;
 pub mod playback;
 pub mod store;
+pub mod webhooks;
 
 pub use api::Api;
 pub use control::{Command, Control, ControlConfig};

@@ -532,3 +532,124 @@ mod tests {
         }
     }
 }
+
+/// Parses an RFC 3339 time into Unix milliseconds.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// A webhook endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Webhook {
+    /// `wh_…`.
+    pub id: String,
+    /// Where events are POSTed.
+    pub url: String,
+    /// Event types it takes: names, `*`, or wildcards such as `live_stream.*`.
+    pub event_types: Vec<String>,
+    /// For humans.
+    pub description: String,
+    /// `enabled`; `disabled` (by PATCH, or after the receiver answered 410); `failing` (a
+    /// delivery exhausted its retries; the next success clears it).
+    pub status: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+    /// The signing secret (`whsec_…`): only in the answers of create and rotate-secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// `POST /v1/webhooks`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// An `http` or `https` URL on a public address (private ones need
+    /// `allow_private_targets`).
+    pub url: String,
+    /// Default `["*"]`.
+    #[serde(default)]
+    pub event_types: Option<Vec<String>>,
+    /// For humans (≤ 200 characters).
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `PATCH /v1/webhooks/{id}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhook {
+    /// A new target.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// New types.
+    #[serde(default)]
+    pub event_types: Option<Vec<String>>,
+    /// New description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `false` disables the endpoint, `true` enables it again (pending deliveries resume).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// One delivery attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookAttempt {
+    /// The event (`evt_…`, also the `webhook-id` header).
+    pub event_id: String,
+    /// Its type.
+    pub event_type: String,
+    /// 1 for the first attempt.
+    pub attempt: i64,
+    /// When it was made (RFC 3339).
+    pub at: String,
+    /// The receiver's status, or null when it did not answer.
+    pub status_code: Option<i64>,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// Why it failed, or null.
+    pub error: Option<String>,
+    /// `delivered`, `retrying`, `failed` (retries exhausted) or `disabled` (410).
+    pub outcome: String,
+}
+
+/// `POST /v1/webhooks/{id}/replay`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayWebhook {
+    /// RFC 3339: every event at or after it that the endpoint takes is delivered again.
+    pub since: String,
+}
+
+/// The answer of replay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Replayed {
+    /// How many events were queued.
+    pub queued: u64,
+}
+
+/// Checks the fields of a webhook create or update.
+pub fn check_webhook_fields(
+    event_types: Option<&[String]>,
+    description: Option<&str>,
+) -> Result<(), Invalid> {
+    if let Some(types) = event_types {
+        if types.is_empty() || types.len() > 50 {
+            return Err(invalid("event_types", "1 to 50 types"));
+        }
+        for t in types {
+            if !crate::events::valid_type_pattern(t) {
+                return Err(invalid("event_types", format!("unknown event type {t:?}")));
+            }
+        }
+    }
+    if let Some(d) = description {
+        if d.chars().count() > MAX_NAME_CHARS {
+            return Err(invalid("description", "at most 200 characters"));
+        }
+    }
+    Ok(())
+}

@@ -114,6 +114,40 @@ fn list_events() {}
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 fn stream_events() {}
 
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = CreateWebhook,
+    responses((status = 201, body = Webhook, description = "With `secret`, shown this once"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody, description = "A bad field, or `private_target`")))]
+fn create_webhook() {}
+
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
+    params(("limit" = Option<u32>, Query, description = "1–100, default 25"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = List<Webhook>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+fn list_webhooks() {}
+
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = Webhook), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+fn get_webhook() {}
+
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), request_body = UpdateWebhook,
+    responses((status = 200, body = Webhook), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+fn update_webhook() {}
+
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 204, description = "Deleted, with its queued deliveries"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+fn delete_webhook() {}
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = Webhook, description = "With the new `secret`; the old one keeps signing, as a second signature, for 24 h"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+fn rotate_webhook_secret() {}
+
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path),
+        ("limit" = Option<u32>, Query, description = "1–100, default 25"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = List<WebhookAttempt>, description = "Attempts, newest first"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+fn webhook_deliveries() {}
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/replay", tag = "webhooks", params(("id" = String, Path)), request_body = ReplayWebhook,
+    responses((status = 202, body = Replayed), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+fn replay_webhook() {}
+
 struct Bearer;
 
 impl Modify for Bearer {
@@ -129,11 +163,13 @@ impl Modify for Bearer {
 /// The document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Sigma API", description = "Live streams, playback ids, signing keys, API tokens and the event log."),
+    info(title = "Sigma API", description = "Live streams, playback ids, signing keys, API tokens the event log and webhooks."),
     paths(openapi_doc, create_live_stream, list_live_streams, get_live_stream, update_live_stream, delete_live_stream,
         reset_stream_key, disable_live_stream, enable_live_stream, complete_live_stream, start_live_stream,
         create_playback_id, delete_playback_id, create_signing_key, list_signing_keys, get_signing_key, delete_signing_key,
-        create_api_token, list_api_tokens, get_api_token, delete_api_token, list_events, stream_events),
+        create_api_token, list_api_tokens, get_api_token, delete_api_token, list_events, stream_events,
+        create_webhook, list_webhooks, get_webhook, update_webhook, delete_webhook, rotate_webhook_secret,
+        webhook_deliveries, replay_webhook),
     components(schemas(ErrorBody, crate::lifecycle::Status, crate::events::Event, crate::events::EventObject)),
     modifiers(&Bearer),
     security(("bearer" = []))

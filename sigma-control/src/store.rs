@@ -3,6 +3,9 @@
 //! set of versioned migrations (`migrations/`) applied at start. The SQL is the portable
 //! subset both understand: `$n` parameters, TEXT and BIGINT columns, times in Unix ms.
 
+mod outbox;
+pub use outbox::{AttemptEnd, AttemptRecord, DueDelivery, WebhookRecord};
+
 use crate::events::{EventRecord, NewEvent};
 use crate::lifecycle::Status;
 use crate::model::{LatencyMode, LiveStreamRecord, PlaybackId, Policy, Scope};
@@ -189,7 +192,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// Appends `e` in transaction `tx`: the next position (taking the counter row's lock, held to
-/// commit) and the object's next sequence number.
+/// commit) and the object's next sequence number; queues it for the matching webhooks.
 async fn append(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     e: &NewEvent,
@@ -221,7 +224,7 @@ async fn append(
     .bind(&data)
     .execute(&mut **tx)
     .await?;
-    Ok(EventRecord {
+    let record = EventRecord {
         position,
         id: e.id.clone(),
         kind: e.kind.to_string(),
@@ -230,7 +233,9 @@ async fn append(
         sequence,
         at: e.at,
         data,
-    })
+    };
+    outbox::fan_out(tx, &record).await?;
+    Ok(record)
 }
 
 fn event_row(r: &AnyRow) -> Result<EventRecord, StoreError> {

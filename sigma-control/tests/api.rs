@@ -77,6 +77,7 @@ async fn client(url: &str, seed: u64) -> Client {
         default_latency: LatencyMode::Low,
         ladders: vec!["default".into()],
         admin_token: Some(ADMIN.into()),
+        webhooks: sigma_control::delivery::WebhookSettings::default(),
     };
     let control = Control::start(
         store,

@@ -159,6 +159,19 @@ impl Config {
             .unwrap_or_else(|| Store::sqlite_url(&self.server.data_dir.join("sigma.db")))
     }
 
+    /// The webhook settings for the control plane (the schedule was checked by `validate`).
+    pub fn webhook_settings(&self) -> sigma_control::delivery::WebhookSettings {
+        sigma_control::delivery::WebhookSettings {
+            schedule: self
+                .webhooks
+                .retry_schedule
+                .as_deref()
+                .and_then(|s| sigma_control::webhooks::RetrySchedule::parse(s).ok())
+                .unwrap_or_default(),
+            allow_private: self.webhooks.allow_private_targets,
+        }
+    }
+
     /// Whether some application admits anyone (open publishing with no keys).
     pub fn open_publishing(&self) -> bool {
         self.apps.iter().any(|a| a.open && a.stream_keys.is_empty())
@@ -180,6 +193,22 @@ pub struct Config {
     /// `[control]`.
     #[serde(default)]
     pub control: ControlSection,
+    /// `[webhooks]`.
+    #[serde(default)]
+    pub webhooks: WebhooksSection,
+}
+
+/// Webhook delivery (`[webhooks]`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksSection {
+    /// Waits between attempts, e.g. `"5s,5m,30m,2h,5h,10h,14h,20h,24h"` (the default).
+    #[serde(default)]
+    pub retry_schedule: Option<String>,
+    /// Allow targets on loopback, private and link-local addresses (off: such URLs are
+    /// refused, a guard against server-side request forgery).
+    #[serde(default)]
+    pub allow_private_targets: bool,
 }
 
 /// Command-line overrides; `None` keeps what the file says.
@@ -215,11 +244,20 @@ pub struct Overrides {
     /// production): nobody can publish an arbitrary name.
     #[arg(long)]
     pub no_open_publishing: bool,
+    /// Waits between webhook attempts, e.g. 1s,2s,4s (default 5s,5m,30m,2h,5h,10h,14h,20h,24h).
+    #[arg(long)]
+    pub webhook_retry_schedule: Option<String>,
+    /// Allow webhook targets on loopback, private and link-local addresses.
+    #[arg(long)]
+    pub webhooks_allow_private: bool,
 }
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// `[webhooks] retry_schedule` does not parse.
+    #[error("[webhooks] retry_schedule: {0}")]
+    RetrySchedule(String),
     /// The file could not be read.
     #[error("reading {path}: {source}")]
     Read {
@@ -322,6 +360,12 @@ impl Config {
         if let Some(v) = &o.database_url {
             self.control.database_url = Some(v.clone());
         }
+        if let Some(v) = &o.webhook_retry_schedule {
+            self.webhooks.retry_schedule = Some(v.clone());
+        }
+        if o.webhooks_allow_private {
+            self.webhooks.allow_private_targets = true;
+        }
         if o.no_open_publishing {
             for a in &mut self.apps {
                 a.open = false;
@@ -388,6 +432,9 @@ impl Config {
             if self.apps[..i].iter().any(|b| b.name == a.name) {
                 return Err(ConfigError::DuplicateApp(a.name.clone()));
             }
+        }
+        if let Some(s) = &self.webhooks.retry_schedule {
+            sigma_control::webhooks::RetrySchedule::parse(s).map_err(ConfigError::RetrySchedule)?;
         }
         Ok(())
     }

@@ -299,6 +299,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         default_latency: api_mode(config.server.latency),
         ladders,
         admin_token: config.control.admin_token.clone(),
+        webhooks: config.webhook_settings(),
     };
     let control = Control::start(
         store,
@@ -463,6 +464,7 @@ mod tests {
                 default_latency: api_mode(config.server.latency),
                 ladders: vec![],
                 admin_token: None,
+                webhooks: Default::default(),
             },
             Box::new(rand::rngs::StdRng::seed_from_u64(7)),
         )
