@@ -1157,6 +1157,8 @@ impl Api {
     }
 
     async fn action(&self, id: &str, action: &str) -> Result<Response<Body>, ApiError> {
+        // The stored status includes every change this node queued.
+        self.control.flush().await;
         let mut s = self.stream(id).await?;
         let input = match action {
             "reset-stream-key" => {
@@ -1193,7 +1195,12 @@ impl Api {
             _ => return Err(not_found("action")),
         };
         match self.control.apply(&s, input) {
-            Ok(_) => Ok(json(StatusCode::OK, &self.show(s))),
+            Ok(_) => {
+                // Answer with the change stored, so a read that follows sees it too.
+                self.control.flush().await;
+                let s = self.stream(id).await?;
+                Ok(json(StatusCode::OK, &self.show(s)))
+            }
             Err(r) => Err(err(
                 StatusCode::CONFLICT,
                 "invalid_state",

@@ -405,23 +405,43 @@ impl Control {
         }
     }
 
-    fn lifecycle_of(&self, s: &LiveStreamRecord) -> Lifecycle {
-        *lock(&self.inner.lifecycles)
+    /// This node's lifecycle of `s`: its own while it serves a broadcast of it (a live
+    /// status), else one made from the stored status, which another node or an API call may
+    /// have changed. With `stale_live`, a stored live status this node does not serve counts
+    /// as idle (left by a server that stopped without ending it).
+    fn synced<'a>(
+        map: &'a mut HashMap<String, Lifecycle>,
+        s: &LiveStreamRecord,
+        stale_live: bool,
+    ) -> &'a mut Lifecycle {
+        let stored = if stale_live && s.status.is_live() {
+            Status::Idle
+        } else {
+            s.status
+        };
+        let l = map
             .entry(s.id.clone())
-            .or_insert_with(|| Lifecycle::new(s.status, s.auto_start))
+            .or_insert_with(|| Lifecycle::new(stored, s.auto_start));
+        if !l.status().is_live() && l.status() != stored {
+            *l = Lifecycle::new(stored, s.auto_start);
+        }
+        l.set_auto_start(s.auto_start);
+        l
     }
 
-    /// The status to show for a stored live stream: this node's in-memory one if it serves
-    /// the stream, else the stored one.
+    /// The status to show for a stored live stream: this node's in-memory one while it
+    /// serves a broadcast of it, else the stored one.
     pub fn status_of(&self, s: &LiveStreamRecord) -> (Status, i64) {
         match lock(&self.inner.lifecycles).get(&s.id) {
-            Some(l) if l.status() != s.status => (l.status(), now_ms().max(s.status_changed_at)),
+            Some(l) if l.status().is_live() && l.status() != s.status => {
+                (l.status(), now_ms().max(s.status_changed_at))
+            }
             _ => (s.status, s.status_changed_at),
         }
     }
 
-    /// Applies `input` to live stream `s` and queues the status write; returns the
-    /// transition. Effects are sent as [`Command`]s.
+    /// Applies `input` to live stream `s` (as stored; see [`Control::flush`]) and queues
+    /// the status write; returns the transition. Effects are sent as [`Command`]s.
     pub fn apply(
         &self,
         s: &LiveStreamRecord,
@@ -429,11 +449,7 @@ impl Control {
     ) -> Result<crate::lifecycle::Transition, Refused> {
         let t = {
             let mut map = lock(&self.inner.lifecycles);
-            let l = map
-                .entry(s.id.clone())
-                .or_insert_with(|| Lifecycle::new(s.status, s.auto_start));
-            l.set_auto_start(s.auto_start);
-            l.apply(input)?
+            Self::synced(&mut map, s, false).apply(input)?
         };
         self.after(&s.id, t);
         Ok(t)
@@ -562,26 +578,18 @@ impl Control {
             .live_stream_by_key(key)
             .await?
             .ok_or(AdmitError::UnknownKey)?;
-        {
-            // A live status stored for a stream this node has not seen is stale: left by a
-            // server that stopped without ending it (a live stream is published through one
-            // node at a time). Start it from idle.
+        let t = {
             let mut map = lock(&self.inner.lifecycles);
-            map.entry(s.id.clone()).or_insert_with(|| {
-                let status = if s.status.is_live() {
-                    Status::Idle
-                } else {
-                    s.status
-                };
-                Lifecycle::new(status, s.auto_start)
-            });
-        }
-        let before = self.lifecycle_of(&s).status();
-        match self.apply(&s, Input::PublisherConnected) {
-            Ok(_) => {}
+            Self::synced(&mut map, &s, true).apply(Input::PublisherConnected)
+        };
+        let before = match t {
+            Ok(t) => {
+                self.after(&s.id, t);
+                t.from
+            }
             Err(r) if r.status == Status::Disabled => return Err(AdmitError::Disabled(s.id)),
             Err(_) => return Err(AdmitError::AlreadyPublishing(s.id)),
-        }
+        };
         Ok(Admission {
             resumed: before == Status::Reconnecting,
             live_stream_id: s.id,

@@ -1,8 +1,9 @@
-//! The webhook shell: one task per node takes due deliveries from the outbox, leases each
-//! (so only one node attempts it), and POSTs it, at most [`MAX_IN_FLIGHT`] at a time and
-//! [`MAX_IN_FLIGHT_PER_ENDPOINT`] per endpoint, so a slow or dead receiver holds only its
-//! own slots. It wakes when this node appends events or finishes an attempt, and polls the
-//! store every [`POLL`] for retries and other nodes' events.
+//! The webhook shell: one task per node claims due deliveries from the outbox with a lease
+//! (so only one node attempts each), and POSTs them, at most [`MAX_IN_FLIGHT`] at a time on
+//! the node and [`MAX_IN_FLIGHT_PER_ENDPOINT`] per endpoint across nodes, so a slow or dead
+//! receiver holds only its own slots. Finished attempts are recorded in batches. It wakes
+//! when this node appends events or records attempts, and polls the store every [`POLL`]
+//! for retries and other nodes' events.
 //!
 //! The decisions (signature, verdict, schedule, which addresses are public) are the pure
 //! functions of [`crate::webhooks`].
@@ -11,9 +12,8 @@ use crate::control::{Control, now_ms};
 use crate::store::{AttemptEnd, AttemptRecord, DueDelivery};
 use crate::webhooks::{self, RetrySchedule, Verdict};
 use rand::Rng;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
 
@@ -79,12 +79,6 @@ pub fn literal_private(url: &url::Url) -> bool {
     }
 }
 
-#[derive(Default)]
-struct InFlight {
-    deliveries: std::collections::HashSet<(String, i64)>,
-    per_endpoint: HashMap<String, usize>,
-}
-
 /// Runs the dispatcher until the control plane closes.
 pub(crate) async fn run(control: std::sync::Weak<crate::control::Inner>) {
     let Some(c) = Control::upgrade(&control) else {
@@ -98,110 +92,113 @@ pub(crate) async fn run(control: std::sync::Weak<crate::control::Inner>) {
             return;
         }
     };
+    // This node's name on its leases.
+    let owner = c.with_rng(|r| crate::id::new_id(crate::id::Kind::Webhook, r));
     let mut appended = c.appended();
     let mut closing = c.closing();
     drop(c);
     let wake = Arc::new(Notify::new());
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    let in_flight = Arc::new(Mutex::new(InFlight::default()));
+    // Finished attempts are recorded in batches: one transaction for all that ended
+    // meanwhile.
+    let (done_tx, mut done_rx) =
+        tokio::sync::mpsc::channel::<(AttemptRecord, AttemptEnd)>(MAX_IN_FLIGHT * 2);
+    let recorder = {
+        let (control, wake) = (control.clone(), wake.clone());
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while let Some(first) = done_rx.recv().await {
+                batch.push(first);
+                while let Ok(more) = done_rx.try_recv() {
+                    batch.push(more);
+                }
+                let Some(c) = Control::upgrade(&control) else {
+                    return;
+                };
+                if let Err(e) = c.store().finish_attempts(&batch).await {
+                    // The leases run out and the deliveries are attempted again.
+                    tracing::warn!(error = %e, attempts = batch.len(), "webhook attempts not recorded");
+                }
+                batch.clear();
+                wake.notify_one();
+            }
+        })
+    };
     loop {
         if *closing.borrow() {
-            return;
+            break;
         }
         let Some(c) = Control::upgrade(&control) else {
-            return;
+            break;
         };
-        let now = now_ms();
-        match c.store().due_deliveries(now, 100).await {
-            Ok(due) => {
-                for d in due {
-                    {
-                        let f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                        if f.deliveries.contains(&(d.webhook_id.clone(), d.position))
-                            || f.per_endpoint.get(&d.webhook_id).copied().unwrap_or(0)
-                                >= MAX_IN_FLIGHT_PER_ENDPOINT
-                        {
-                            continue;
-                        }
+        let free = slots.available_permits();
+        if free > 0 {
+            let now = now_ms();
+            let until = now + LEASE.as_millis() as i64;
+            match c
+                .store()
+                .claim_due(
+                    &owner,
+                    now,
+                    until,
+                    MAX_IN_FLIGHT_PER_ENDPOINT as u32,
+                    free as u32,
+                )
+                .await
+            {
+                Ok(due) => {
+                    tracing::trace!(free, claimed = due.len(), "webhook claim");
+                    for d in due {
+                        let Ok(slot) = slots.clone().try_acquire_owned() else {
+                            break; // its lease runs out; another pass takes it
+                        };
+                        let (c, client, settings) = (c.clone(), client.clone(), settings.clone());
+                        let done = done_tx.clone();
+                        tokio::spawn(async move {
+                            let finished = attempt(&c, &client, &settings, &d).await;
+                            drop(slot);
+                            let _ = done.send(finished).await;
+                        });
                     }
-                    let Ok(slot) = slots.clone().try_acquire_owned() else {
-                        break;
-                    };
-                    let until = now + LEASE.as_millis() as i64;
-                    match c.store().lease_delivery(&d, now, until).await {
-                        Ok(true) => {}
-                        Ok(false) => continue,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "webhook lease failed");
-                            continue;
-                        }
-                    }
-                    {
-                        let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                        f.deliveries.insert((d.webhook_id.clone(), d.position));
-                        *f.per_endpoint.entry(d.webhook_id.clone()).or_default() += 1;
-                    }
-                    let (c, client, settings) = (c.clone(), client.clone(), settings.clone());
-                    let (in_flight, wake) = (in_flight.clone(), wake.clone());
-                    tokio::spawn(async move {
-                        attempt(&c, &client, &settings, &d).await;
-                        drop(slot);
-                        let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                        f.deliveries.remove(&(d.webhook_id.clone(), d.position));
-                        if let Some(n) = f.per_endpoint.get_mut(&d.webhook_id) {
-                            *n -= 1;
-                            if *n == 0 {
-                                f.per_endpoint.remove(&d.webhook_id);
-                            }
-                        }
-                        drop(f);
-                        wake.notify_one();
-                    });
                 }
+                Err(e) => tracing::warn!(error = %e, "webhook outbox read failed"),
             }
-            Err(e) => tracing::warn!(error = %e, "webhook outbox read failed"),
         }
         drop(c);
         tokio::select! {
             _ = appended.changed() => {}
             () = wake.notified() => {}
             () = tokio::time::sleep(POLL) => {}
-            _ = closing.changed() => return,
+            _ = closing.changed() => break,
         }
+        // Let a burst of appends or completions gather into one claim.
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
+    drop(done_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(1), recorder).await;
 }
 
-/// One attempt of delivery `d`, recorded in the store whatever happens.
-async fn attempt(c: &Control, client: &reqwest::Client, s: &WebhookSettings, d: &DueDelivery) {
-    let store = c.store();
-    let (event, hook) = match (
-        store.event_at(d.position).await,
-        store.webhook(&d.webhook_id).await,
-    ) {
-        (Ok(Some(e)), Ok(Some(h))) => (e, h),
-        (Ok(_), Ok(None)) => return, // deleted meanwhile, with its outbox
-        (Ok(None), Ok(Some(_))) => {
-            tracing::warn!(webhook = %d.webhook_id, position = d.position, "queued event missing");
-            return;
-        }
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::warn!(webhook = %d.webhook_id, error = %e, "webhook delivery not read");
-            return;
-        }
-    };
+/// One attempt of delivery `d`: what to record.
+async fn attempt(
+    c: &Control,
+    client: &reqwest::Client,
+    s: &WebhookSettings,
+    d: &DueDelivery,
+) -> (AttemptRecord, AttemptEnd) {
+    let event = &d.event;
     let at = now_ms();
     let started = Instant::now();
     let number = d.attempts + 1;
     let body = serde_json::to_vec(&event.show()).unwrap_or_default();
     let timestamp = at / 1000;
-    let mut secrets = vec![hook.secret.as_str()];
-    if let Some((previous, until)) = &hook.previous {
+    let mut secrets = vec![d.secret.as_str()];
+    if let Some((previous, until)) = &d.previous {
         if *until > at {
             secrets.push(previous.as_str());
         }
     }
     let result: Result<(u16, Option<Duration>), String> = async {
-        let url = webhooks::check_url(&hook.url).map_err(|e| e.to_string())?;
+        let url = webhooks::check_url(&d.url).map_err(|e| e.to_string())?;
         if !s.allow_private && literal_private(&url) {
             return Err("the target is not a public address".to_string());
         }
@@ -256,15 +253,15 @@ async fn attempt(c: &Control, client: &reqwest::Client, s: &WebhookSettings, d: 
     };
     match &end {
         AttemptEnd::Done => {
-            tracing::debug!(webhook = %hook.id, event = %event.id, attempt = number, "webhook delivered")
+            tracing::debug!(webhook = %d.webhook_id, event = %event.id, attempt = number, "webhook delivered")
         }
         _ => {
-            tracing::info!(webhook = %hook.id, event = %event.id, attempt = number, outcome,
+            tracing::info!(webhook = %d.webhook_id, event = %event.id, attempt = number, outcome,
                 error = error.as_deref().unwrap_or(""), "webhook attempt failed")
         }
     }
     let record = AttemptRecord {
-        webhook_id: hook.id.clone(),
+        webhook_id: d.webhook_id.clone(),
         position: d.position,
         event_id: event.id.clone(),
         event_type: event.kind.clone(),
@@ -275,9 +272,7 @@ async fn attempt(c: &Control, client: &reqwest::Client, s: &WebhookSettings, d: 
         error,
         outcome: outcome.to_string(),
     };
-    if let Err(e) = store.finish_attempt(&record, &end).await {
-        tracing::warn!(webhook = %hook.id, error = %e, "webhook attempt not recorded");
-    }
+    (record, end)
 }
 
 /// A short reason for a failed request, without the URL (which may carry a token).

@@ -50,7 +50,7 @@ pub struct NewEvent {
 }
 
 /// A stored event.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventRecord {
     /// Its place in the log (1, 2, …), in commit order.
     pub position: i64,

@@ -145,6 +145,36 @@ impl Server {
         self.wait_healthy();
     }
 
+    /// Kills the server with SIGKILL (a crash: no shutdown work at all) and starts it again
+    /// with the same data dir, addresses, arguments and environment. The log of the killed
+    /// process is kept as `server.log.killed` (appended to on each crash); the new log starts
+    /// empty.
+    pub fn kill_and_restart(&mut self) {
+        self.proc.kill();
+        let killed = self.log.with_extension("log.killed");
+        let old = std::fs::read(&self.log).unwrap_or_default();
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&killed)
+        {
+            use std::io::Write;
+            let _ = f.write_all(&old);
+            let _ = f.write_all(b"\n---- SIGKILL ----\n");
+        }
+        self.proc = spawn_server(
+            self.rtmp, self.http, self.api, &self.args, &self.env, &self.log,
+        );
+        self.wait_healthy();
+    }
+
+    /// The log of every process [`kill_and_restart`](Self::kill_and_restart) killed, then the
+    /// running one's.
+    pub fn full_log_text(&self) -> String {
+        let killed = std::fs::read_to_string(self.log.with_extension("log.killed"));
+        format!("{}{}", killed.unwrap_or_default(), self.log_text())
+    }
+
     fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {

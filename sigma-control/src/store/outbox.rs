@@ -1,10 +1,11 @@
 //! Webhook endpoints, the delivery outbox and the attempt log.
 //!
 //! Every appended event gets one `webhook_deliveries` row per endpoint whose types match, in
-//! the event's own transaction ([`fan_out`]). A node claims a due delivery with a lease (an
-//! `UPDATE … WHERE lease_until <= now`, which one node wins), so each attempt is made once
-//! even with several nodes on one database. A delivery is due only when no earlier delivery
-//! of the same endpoint and object is still pending, which keeps `sequence` order.
+//! the event's own transaction ([`fan_out`]). A node claims due deliveries with a lease (one
+//! `UPDATE … WHERE lease_until <= now … RETURNING`, which one node wins per row), so each
+//! attempt is made once even with several nodes on one database. A delivery is due only when
+//! no earlier delivery of the same endpoint and object is still pending, which keeps
+//! `sequence` order. Delivered rows leave the outbox; the attempts table keeps the record.
 
 use super::{Listed, Store, StoreError, corrupt};
 use crate::events::{EventRecord, type_matches};
@@ -43,7 +44,7 @@ impl Listed for WebhookRecord {
     }
 }
 
-/// A delivery that is due: which endpoint, which event, how many attempts so far.
+/// A delivery that is due, with what its attempt needs: the endpoint and the event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DueDelivery {
     /// The endpoint.
@@ -52,6 +53,14 @@ pub struct DueDelivery {
     pub position: i64,
     /// Attempts made.
     pub attempts: i64,
+    /// The endpoint's URL.
+    pub url: String,
+    /// Its secret.
+    pub secret: String,
+    /// Its previous secret and until when it signs.
+    pub previous: Option<(String, i64)>,
+    /// The event.
+    pub event: EventRecord,
 }
 
 /// How an attempt ended, for the outbox.
@@ -129,7 +138,7 @@ pub(super) async fn fan_out(
         if types.iter().any(|t| type_matches(t, &e.kind)) {
             sqlx::query(
                 "INSERT INTO webhook_deliveries (webhook_id, position, object_id, attempts, \
-                 next_at, lease_until, state) VALUES ($1, $2, $3, 0, $4, 0, 'pending')",
+                 next_at, lease_owner, lease_until, state) VALUES ($1, $2, $3, 0, $4, '', 0, 'pending')",
             )
             .bind(&id)
             .bind(e.position)
@@ -230,118 +239,211 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Up to `limit` deliveries due at `now` (pending, past `next_at`, not leased, of an
-    /// endpoint not disabled, and first in line for their endpoint and object), oldest first.
-    pub async fn due_deliveries(
+    /// Claims, for `owner` until `until` (Unix ms), up to `limit` deliveries due at `now`:
+    /// pending, past `next_at`, not leased, of an endpoint not disabled, first in line for
+    /// their endpoint and object, and within `per_endpoint` leases per endpoint counting those
+    /// already out (on any node), so a backlog or a dead receiver at one endpoint never
+    /// holds up the others. One statement: each delivery is claimed by one node. Returns the
+    /// claimed deliveries with their endpoint and event, oldest first.
+    pub async fn claim_due(
         &self,
+        owner: &str,
         now: i64,
+        until: i64,
+        per_endpoint: u32,
         limit: u32,
     ) -> Result<Vec<DueDelivery>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT d.webhook_id, d.position, d.attempts FROM webhook_deliveries d \
-             JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.state = 'pending' AND d.next_at <= $1 AND d.lease_until <= $1 \
-             AND w.status <> 'disabled' \
-             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.webhook_id = d.webhook_id \
-                 AND e.object_id = d.object_id AND e.state = 'pending' AND e.position < d.position) \
-             ORDER BY d.next_at, d.position LIMIT $2",
+        // Read the candidates without holding the write lock: the endpoints with due
+        // deliveries and free lease slots (few rows), then each one's first due deliveries,
+        // so a dead endpoint's backlog is never scanned.
+        let endpoints = sqlx::query(
+            "SELECT w.id, (SELECT COUNT(*) FROM webhook_deliveries l WHERE l.webhook_id = w.id \
+                 AND l.state = 'pending' AND l.lease_until > $1) AS leased \
+             FROM webhooks w WHERE w.status <> 'disabled' AND EXISTS (SELECT 1 FROM \
+                 webhook_deliveries d WHERE d.webhook_id = w.id AND d.state = 'pending' \
+                 AND d.next_at <= $1 AND d.lease_until <= $1)",
         )
         .bind(now)
-        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut candidates: Vec<(String, i64, i64)> = Vec::new();
+        for e in &endpoints {
+            let id: String = e.try_get("id")?;
+            let leased: i64 = e.try_get("leased")?;
+            let free = i64::from(per_endpoint) - leased;
+            if free <= 0 {
+                continue;
+            }
+            let rows = sqlx::query(
+                "SELECT d.position, d.next_at FROM webhook_deliveries d \
+                 WHERE d.webhook_id = $1 AND d.state = 'pending' AND d.next_at <= $2 \
+                 AND d.lease_until <= $2 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
+                     WHERE e.webhook_id = d.webhook_id AND e.object_id = d.object_id \
+                     AND e.state = 'pending' AND e.position < d.position) \
+                 ORDER BY d.next_at, d.position LIMIT $3",
+            )
+            .bind(&id)
+            .bind(now)
+            .bind(free.min(i64::from(limit)))
+            .fetch_all(&self.pool)
+            .await?;
+            for r in &rows {
+                candidates.push((id.clone(), r.try_get("position")?, r.try_get("next_at")?));
+            }
+        }
+        candidates.sort_by_key(|c| (c.2, c.1));
+        candidates.truncate(limit as usize);
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Claim them in one short write: a row another node took meanwhile is left out.
+        let mut q = String::from(
+            "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2 \
+             WHERE state = 'pending' AND lease_until <= $3 AND (",
+        );
+        for k in 0..candidates.len() {
+            if k > 0 {
+                q.push_str(" OR ");
+            }
+            q.push_str(&format!(
+                "(webhook_id = ${} AND position = ${})",
+                4 + 2 * k,
+                5 + 2 * k
+            ));
+        }
+        q.push_str(") RETURNING webhook_id");
+        let mut update = sqlx::query(&q).bind(owner).bind(until).bind(now);
+        for (webhook_id, position, _) in &candidates {
+            update = update.bind(webhook_id).bind(*position);
+        }
+        let claimed = update.fetch_all(&self.pool).await?;
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT d.webhook_id, d.position, d.attempts, w.url, w.secret, w.previous_secret, \
+                 w.previous_until, ev.id AS event_id, ev.type, ev.object_type, ev.object_id, \
+                 ev.sequence, ev.at, ev.data \
+             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+             JOIN events ev ON ev.position = d.position \
+             WHERE d.lease_owner = $1 AND d.lease_until = $2 AND d.state = 'pending' \
+             ORDER BY d.next_at, d.position",
+        )
+        .bind(owner)
+        .bind(until)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
+                let previous: Option<String> = r.try_get("previous_secret")?;
+                let until: Option<i64> = r.try_get("previous_until")?;
                 Ok(DueDelivery {
                     webhook_id: r.try_get("webhook_id")?,
                     position: r.try_get("position")?,
                     attempts: r.try_get("attempts")?,
+                    url: r.try_get("url")?,
+                    secret: r.try_get("secret")?,
+                    previous: previous.zip(until),
+                    event: EventRecord {
+                        position: r.try_get("position")?,
+                        id: r.try_get("event_id")?,
+                        kind: r.try_get("type")?,
+                        object_type: r.try_get("object_type")?,
+                        object_id: r.try_get("object_id")?,
+                        sequence: r.try_get("sequence")?,
+                        at: r.try_get("at")?,
+                        data: r.try_get("data")?,
+                    },
                 })
             })
             .collect()
     }
 
-    /// Claims a due delivery until `until` (Unix ms); `false` when another node (or an
-    /// earlier claim) has it.
-    pub async fn lease_delivery(
+    /// Records finished attempts and what follows from each, in one transaction: a
+    /// delivered or exhausted delivery leaves the outbox, a retry gets its time, 410
+    /// disables the endpoint (its deliveries wait, pending, for it to be enabled again).
+    pub async fn finish_attempts(
         &self,
-        d: &DueDelivery,
-        now: i64,
-        until: i64,
-    ) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE webhook_deliveries SET lease_until = $3 WHERE webhook_id = $1 AND position = $2 \
-             AND state = 'pending' AND lease_until <= $4 AND attempts = $5",
-        )
-        .bind(&d.webhook_id)
-        .bind(d.position)
-        .bind(until)
-        .bind(now)
-        .bind(d.attempts)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    /// Records an attempt and what follows from it, in one transaction.
-    pub async fn finish_attempt(
-        &self,
-        a: &AttemptRecord,
-        end: &AttemptEnd,
+        done: &[(AttemptRecord, AttemptEnd)],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let (state, next_at) = match end {
-            AttemptEnd::Done => ("done", a.at),
-            AttemptEnd::RetryAt(t) => ("pending", *t),
-            AttemptEnd::Failed => ("failed", a.at),
-            // Kept pending: enabling the endpoint again resumes it.
-            AttemptEnd::Disable => ("pending", a.at),
-        };
-        sqlx::query(
-            "UPDATE webhook_deliveries SET state = $3, attempts = $4, next_at = $5, lease_until = 0 \
-             WHERE webhook_id = $1 AND position = $2",
-        )
-        .bind(&a.webhook_id)
-        .bind(a.position)
-        .bind(state)
-        .bind(a.attempt)
-        .bind(next_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO webhook_attempts (webhook_id, position, event_id, event_type, attempt, at, \
-             status_code, duration_ms, error, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&a.webhook_id)
-        .bind(a.position)
-        .bind(&a.event_id)
-        .bind(&a.event_type)
-        .bind(a.attempt)
-        .bind(a.at)
-        .bind(a.status_code)
-        .bind(a.duration_ms)
-        .bind(a.error.clone())
-        .bind(&a.outcome)
-        .execute(&mut *tx)
-        .await?;
-        let status = match end {
-            AttemptEnd::Done => Some(("enabled", "failing")),
-            AttemptEnd::Failed => Some(("failing", "enabled")),
-            AttemptEnd::Disable => Some(("disabled", "")),
-            AttemptEnd::RetryAt(_) => None,
-        };
-        if let Some((to, from)) = status {
-            // Done clears `failing`; Failed marks an enabled endpoint; 410 disables any.
-            let q = if from.is_empty() {
-                "UPDATE webhooks SET status = $2, updated_at = $3 WHERE id = $1"
-            } else {
-                "UPDATE webhooks SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4"
+        for (a, end) in done {
+            let r = match end {
+                AttemptEnd::Done | AttemptEnd::Failed => {
+                    sqlx::query(
+                        "DELETE FROM webhook_deliveries WHERE webhook_id = $1 AND position = $2",
+                    )
+                    .bind(&a.webhook_id)
+                    .bind(a.position)
+                    .execute(&mut *tx)
+                    .await?
+                }
+                AttemptEnd::RetryAt(_) | AttemptEnd::Disable => {
+                    let next_at = match end {
+                        AttemptEnd::RetryAt(t) => *t,
+                        _ => a.at,
+                    };
+                    sqlx::query(
+                        "UPDATE webhook_deliveries SET attempts = $3, next_at = $4, lease_owner = '', \
+                         lease_until = 0 WHERE webhook_id = $1 AND position = $2",
+                    )
+                    .bind(&a.webhook_id)
+                    .bind(a.position)
+                    .bind(a.attempt)
+                    .bind(next_at)
+                    .execute(&mut *tx)
+                    .await?
+                }
             };
-            let mut q = sqlx::query(q).bind(&a.webhook_id).bind(to).bind(a.at);
-            if !from.is_empty() {
-                q = q.bind(from);
+            if r.rows_affected() == 0 {
+                // The endpoint was deleted meanwhile, with its outbox: nothing to record.
+                continue;
             }
-            q.execute(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO webhook_attempts (webhook_id, position, event_id, event_type, attempt, at, \
+                 status_code, duration_ms, error, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&a.webhook_id)
+            .bind(a.position)
+            .bind(&a.event_id)
+            .bind(&a.event_type)
+            .bind(a.attempt)
+            .bind(a.at)
+            .bind(a.status_code)
+            .bind(a.duration_ms)
+            .bind(a.error.clone())
+            .bind(&a.outcome)
+            .execute(&mut *tx)
+            .await?;
+            // Done clears `failing`; Failed marks an enabled endpoint; 410 disables any.
+            let status = match end {
+                AttemptEnd::Done => Some(("enabled", Some("failing"))),
+                AttemptEnd::Failed => Some(("failing", Some("enabled"))),
+                AttemptEnd::Disable => Some(("disabled", None)),
+                AttemptEnd::RetryAt(_) => None,
+            };
+            match status {
+                Some((to, Some(from))) => {
+                    sqlx::query(
+                        "UPDATE webhooks SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4",
+                    )
+                    .bind(&a.webhook_id)
+                    .bind(to)
+                    .bind(a.at)
+                    .bind(from)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Some((to, None)) => {
+                    sqlx::query("UPDATE webhooks SET status = $2, updated_at = $3 WHERE id = $1")
+                        .bind(&a.webhook_id)
+                        .bind(to)
+                        .bind(a.at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                None => {}
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -437,9 +539,9 @@ impl Store {
             let object: String = r.try_get("object_id")?;
             sqlx::query(
                 "INSERT INTO webhook_deliveries (webhook_id, position, object_id, attempts, next_at, \
-                 lease_until, state) VALUES ($1, $2, $3, 0, $4, 0, 'pending') \
+                 lease_owner, lease_until, state) VALUES ($1, $2, $3, 0, $4, '', 0, 'pending') \
                  ON CONFLICT (webhook_id, position) DO UPDATE SET state = 'pending', attempts = 0, \
-                 next_at = $4, lease_until = 0",
+                 next_at = $4, lease_owner = '', lease_until = 0",
             )
             .bind(&w.id)
             .bind(position)
