@@ -28,6 +28,8 @@ pub enum Kind {
     Event,
     /// `wh_`: a webhook endpoint.
     Webhook,
+    /// `adm_`: an admission hook request.
+    Admission,
 }
 
 impl Kind {
@@ -40,6 +42,7 @@ impl Kind {
             Kind::ApiToken => "tok_",
             Kind::Event => "evt_",
             Kind::Webhook => "wh_",
+            Kind::Admission => "adm_",
         }
     }
 

@@ -19,6 +19,7 @@
 //! assert_eq!(l.status(), Status::Active);
 //! ```
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod control;

@@ -377,6 +377,14 @@ mod tests {
             prop_assert_ne!(&a, &sign(&s, "evt_x", ts + 1, &body).unwrap());
         }
 
+        /// Any `Retry-After` a receiver sends parses or is refused without a panic; whole
+        /// seconds read back as themselves.
+        #[test]
+        fn retry_after_never_panics(v in ".{0,64}", secs in 0u64..10_000_000, now in 0i64..4_000_000_000) {
+            let _ = parse_retry_after(&v, now);
+            prop_assert_eq!(parse_retry_after(&secs.to_string(), now), Some(Duration::from_secs(secs)));
+        }
+
         /// Jittered waits stay within ±10 % of the schedule.
         #[test]
         fn jitter_is_bounded(attempt in 1u32..10, j in -5.0f64..5.0) {

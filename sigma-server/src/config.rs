@@ -113,6 +113,10 @@ pub struct ControlSection {
     /// when absent, a token is generated at first start ([`crate::server::start`]).
     #[serde(skip)]
     pub admin_token: Option<String>,
+    /// The secret admission hook requests are signed with (`SIGMA_ADMISSION_SECRET`, never
+    /// the file); when absent, one is generated at first start into `DATA_DIR/admission-secret`.
+    #[serde(skip)]
+    pub admission_secret: Option<String>,
 }
 
 impl std::fmt::Debug for ControlSection {
@@ -146,6 +150,7 @@ impl Default for ControlSection {
             public_rtmp_url: None,
             public_http_url: None,
             admin_token: None,
+            admission_secret: None,
         }
     }
 }
@@ -196,6 +201,32 @@ pub struct Config {
     /// `[webhooks]`.
     #[serde(default)]
     pub webhooks: WebhooksSection,
+    /// `[[admission]]` tables: hooks asked before a publish (and, with `playback`, a
+    /// playback session) starts.
+    #[serde(default)]
+    pub admission: Vec<AdmissionHook>,
+}
+
+/// One admission hook (`[[admission]]`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdmissionHook {
+    /// Where the signed JSON request is POSTed.
+    pub url: String,
+    /// How long to wait for its answer (default 2 s).
+    #[serde(default = "default_hook_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// `deny` (default) or `allow`: what a timeout, an error or a malformed answer means.
+    #[serde(default)]
+    pub on_error: sigma_control::admission::OnError,
+    /// Also ask when a playback session starts (the multivariant playlist or player page of
+    /// a playback id).
+    #[serde(default)]
+    pub playback: bool,
+}
+
+fn default_hook_timeout() -> Duration {
+    Duration::from_secs(2)
 }
 
 /// Webhook delivery (`[webhooks]`).
@@ -255,6 +286,9 @@ pub struct Overrides {
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// An `[[admission]]` URL is not an http(s) URL, or its timeout is out of range.
+    #[error("[[admission]] {0}")]
+    Admission(String),
     /// `[webhooks] retry_schedule` does not parse.
     #[error("[webhooks] retry_schedule: {0}")]
     RetrySchedule(String),
@@ -431,6 +465,16 @@ impl Config {
             }
             if self.apps[..i].iter().any(|b| b.name == a.name) {
                 return Err(ConfigError::DuplicateApp(a.name.clone()));
+            }
+        }
+        for h in &self.admission {
+            sigma_control::webhooks::check_url(&h.url)
+                .map_err(|e| ConfigError::Admission(format!("url {:?}: {e}", h.url)))?;
+            if h.timeout < Duration::from_millis(100) || h.timeout > Duration::from_secs(30) {
+                return Err(ConfigError::Admission(format!(
+                    "timeout {:?}: 100ms to 30s",
+                    h.timeout
+                )));
             }
         }
         if let Some(s) = &self.webhooks.retry_schedule {

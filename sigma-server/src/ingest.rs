@@ -13,6 +13,7 @@
 //! The stream key is a secret: logs, refusals and events name the live stream's id instead.
 
 use crate::registry::{Packaging, Registry};
+use sigma_control::admission::{Decision, HookRequest, Hooks};
 use sigma_control::control::AdmitError;
 use sigma_control::id::is_stream_key_shape;
 use sigma_control::lifecycle::Input;
@@ -23,7 +24,7 @@ use sigma_rtmp::server::{Application, Notice};
 use sigma_rtmp::session::{PublishRequest, Rejection};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
@@ -77,16 +78,18 @@ pub fn loggable(stream: &StreamKey) -> String {
 pub(crate) struct Ingest {
     pub(crate) registry: Registry,
     pub(crate) control: Control,
+    hooks: Option<Arc<Hooks>>,
     /// API publishers connected to this node: stream key → live stream id, to report their
     /// end (the RTMP side names streams by the key they published with).
     publishing: Mutex<HashMap<String, String>>,
 }
 
 impl Ingest {
-    pub(crate) fn new(registry: Registry, control: Control) -> Self {
+    pub(crate) fn new(registry: Registry, control: Control, hooks: Option<Arc<Hooks>>) -> Self {
         Ingest {
             registry,
             control,
+            hooks,
             publishing: Mutex::new(HashMap::new()),
         }
     }
@@ -158,10 +161,33 @@ impl Application for Ingest {
         request: PublishRequest,
         remote: SocketAddr,
     ) -> Result<Producer, Rejection> {
+        let query = request.query.unwrap_or_default();
         if is_api_publish(&stream) {
+            if let Some(hooks) = &self.hooks {
+                // The hook is told the live stream's id, never the key.
+                let id = match self.control.store().live_stream_by_key(&stream.name).await {
+                    Ok(Some(s)) => s.id,
+                    Ok(None) => {
+                        tracing::warn!(%remote, reason = %Rejection::BadKey, "publish refused (API stream key)");
+                        return Err(Rejection::BadKey);
+                    }
+                    Err(e) => return Err(Rejection::failed(e)),
+                };
+                let req = HookRequest::publish(Some(id.clone()), INGEST_APP, None, remote, &query);
+                if let Decision::Deny(reason) = hooks.decide(&req).await {
+                    tracing::warn!(live_stream = %id, %remote, %reason, "publish refused by the admission hook");
+                    return Err(Rejection::Denied(reason));
+                }
+            }
             return self.admit_api(&stream.name, remote).await;
         }
-        let query = request.query.unwrap_or_default();
+        if let Some(hooks) = &self.hooks {
+            let req = HookRequest::publish(None, &stream.app, Some(&stream.name), remote, &query);
+            if let Decision::Deny(reason) = hooks.decide(&req).await {
+                tracing::warn!(stream = %stream, %remote, %reason, "publish refused by the admission hook");
+                return Err(Rejection::Denied(reason));
+            }
+        }
         match self.registry.admit(&stream.app, &stream.name, &query) {
             Ok(a) => {
                 tracing::info!(stream = %a.key, %remote, mode = a.mode.name(), resumed = a.resumed, "publish accepted");

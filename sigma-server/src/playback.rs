@@ -19,15 +19,17 @@
 //! ids are 404 (this node drops a deleted id at once, others within
 //! [`sigma_control::control::CACHE_TTL`]).
 
-use crate::ingest::API_NAMESPACE;
+use crate::ingest::{API_NAMESPACE, INGEST_APP};
 use crate::registry::Registry;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use sigma_control::Control;
+use sigma_control::admission::{Client, Decision, HookRequest, Hooks, redact_query};
 use sigma_control::playback::Audience;
 use sigma_llhls::http::{Body, PLAYLIST_TYPE};
 use sigma_llhls::{HttpService, Origin};
-use std::net::IpAddr;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// The page served at `/v/{pid}/player` (the same page as the applications' player).
 const PLAYER_HTML: &str = include_str!("../assets/player.html");
@@ -37,6 +39,7 @@ const PLAYER_HTML: &str = include_str!("../assets/player.html");
 pub(crate) struct Playback {
     control: Control,
     registry: Registry,
+    hooks: Option<Arc<Hooks>>,
     origin: Origin,
     service: HttpService,
 }
@@ -111,11 +114,12 @@ fn bearer(req: &http::request::Parts) -> Option<&str> {
 }
 
 impl Playback {
-    pub(crate) fn new(control: Control, registry: Registry) -> Self {
+    pub(crate) fn new(control: Control, registry: Registry, hooks: Option<Arc<Hooks>>) -> Self {
         let origin = registry.api_origin().clone();
         Playback {
             control,
             registry,
+            hooks: hooks.filter(|h| h.guards_playback()),
             service: HttpService::with_prefix(origin.clone(), ""),
             origin,
         }
@@ -127,7 +131,7 @@ impl Playback {
         req: Request<B>,
         pid: &str,
         rest: &[&str],
-        remote: IpAddr,
+        remote: SocketAddr,
     ) -> Response<Body> {
         let target = match self.control.playback(pid).await {
             Ok(Some(t)) => t,
@@ -156,7 +160,7 @@ impl Playback {
                         }
                     },
                     None => match bearer(&parts) {
-                        Some(t) => match self.control.authenticate(Some(t), remote).await {
+                        Some(t) => match self.control.authenticate(Some(t), remote.ip()).await {
                             Ok(_) => Some(Audience::Preview),
                             Err(_) => return forbidden(),
                         },
@@ -170,6 +174,28 @@ impl Playback {
                 };
                 if !allowed {
                     return forbidden();
+                }
+                if let Some(hooks) = &self.hooks {
+                    let req = HookRequest {
+                        action: "play",
+                        live_stream_id: Some(id.clone()),
+                        playback_id: Some(pid.to_string()),
+                        app: INGEST_APP.to_string(),
+                        stream: None,
+                        client: Client {
+                            ip: remote.ip().to_string(),
+                            port: remote.port(),
+                        },
+                        query: redact_query(parts.uri.query().unwrap_or("")),
+                    };
+                    if let Decision::Deny(reason) = hooks.decide(&req).await {
+                        tracing::info!(playback_id = %pid, %reason, "playback refused by the admission hook");
+                        let mut r = refuse(StatusCode::FORBIDDEN, "forbidden");
+                        *r.body_mut() = Body::from_chunks([bytes::Bytes::from(format!(
+                            "forbidden: {reason}\n"
+                        ))]);
+                        return r;
+                    }
                 }
                 let prefix =
                     audience.map(|aud| format!("t/{}/", self.control.media_token(pid, aud)));

@@ -29,6 +29,7 @@ use http::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use rand::SeedableRng;
+use sigma_control::admission::Hooks;
 use sigma_control::lifecycle::Input;
 use sigma_control::store::StoreError;
 use sigma_control::{Api, Control, ControlConfig, Store};
@@ -82,7 +83,7 @@ fn text(
 impl Front {
     /// A front for `registry`'s applications, each origin under `/{app}`, and `control`'s
     /// live streams under `/v`.
-    fn new(registry: Registry, control: Control) -> Front {
+    fn new(registry: Registry, control: Control, hooks: Option<Arc<Hooks>>) -> Front {
         let services = registry
             .config()
             .apps
@@ -96,7 +97,7 @@ impl Front {
             })
             .collect();
         Front {
-            playback: Playback::new(control, registry.clone()),
+            playback: Playback::new(control, registry.clone(), hooks),
             registry,
             services: Arc::new(services),
         }
@@ -108,7 +109,11 @@ fn not_found() -> Response<Body> {
 }
 
 impl Front {
-    async fn handle<B: Send + 'static>(&self, req: Request<B>, remote: IpAddr) -> Response<Body> {
+    async fn handle<B: Send + 'static>(
+        &self,
+        req: Request<B>,
+        remote: SocketAddr,
+    ) -> Response<Body> {
         let path = req.uri().path().to_owned();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match segments.as_slice() {
@@ -203,6 +208,9 @@ pub enum StartError {
     /// The store could not be opened, migrated or read.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The admission hooks' HTTP client could not be made.
+    #[error("admission hooks: {0}")]
+    Admission(String),
     /// The data directory or the token file could not be written.
     #[error("{path}: {source}")]
     File {
@@ -262,6 +270,42 @@ fn write_token_file(path: &std::path::Path, token: &str) -> Result<(), StartErro
     writeln!(f, "{token}").map_err(err)
 }
 
+/// The configured admission hooks, signing with `SIGMA_ADMISSION_SECRET` or, when it is not
+/// given, a secret generated once into `secret_file` (mode 0600).
+fn admission_hooks(
+    config: &Config,
+    secret_file: &std::path::Path,
+) -> Result<Option<Arc<Hooks>>, StartError> {
+    if config.admission.is_empty() {
+        return Ok(None);
+    }
+    let secret = match &config.control.admission_secret {
+        Some(s) => s.clone(),
+        None => match std::fs::read_to_string(secret_file) {
+            Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
+            _ => {
+                let s = sigma_control::webhooks::new_secret(&mut rand::rngs::StdRng::from_os_rng());
+                write_token_file(secret_file, &s)?;
+                tracing::info!(file = %secret_file.display(), "admission hook secret generated");
+                s
+            }
+        },
+    };
+    let hooks = config
+        .admission
+        .iter()
+        .map(|h| sigma_control::admission::Hook {
+            url: h.url.clone(),
+            timeout: h.timeout,
+            on_error: h.on_error,
+            playback: h.playback,
+        })
+        .collect();
+    let hooks = Hooks::new(hooks, secret, Box::new(rand::rngs::StdRng::from_os_rng()))
+        .map_err(|e| StartError::Admission(e.to_string()))?;
+    Ok(Some(Arc::new(hooks)))
+}
+
 /// Binds the three listeners (RTMP, the viewers' HTTP, the management API), opens the store
 /// (migrating it), and starts serving.
 ///
@@ -273,7 +317,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let (http_listener, http_addr) = bind("http", config.server.http_listen).await?;
     let (api_listener, api_addr) = bind("api", config.control.api_listen).await?;
 
-    let data_dir = &config.server.data_dir;
+    let data_dir = config.server.data_dir.clone();
+    let data_dir = &data_dir;
     if config.control.database_url.is_none() {
         std::fs::create_dir_all(data_dir).map_err(|source| StartError::File {
             path: data_dir.clone(),
@@ -318,12 +363,24 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         None
     };
 
+    let hooks = admission_hooks(&config, &data_dir.join("admission-secret"))?;
+    // A publish waits for every hook in turn; the RTMP side must not give up first.
+    let mut rtmp_config = ServerConfig::default();
+    let hooks_wait: Duration = config.admission.iter().map(|h| h.timeout).sum();
+    rtmp_config.admission_timeout = rtmp_config
+        .admission_timeout
+        .max(hooks_wait + Duration::from_secs(5));
+
     let registry = Registry::new(config);
     let (stop, stop_rx) = watch::channel(false);
 
     let commands_task = tokio::spawn(ingest::run_commands(registry.clone(), control.commands()));
-    let ingest = Arc::new(Ingest::new(registry.clone(), control.clone()));
-    let rtmp = RtmpServer::new(ingest, ServerConfig::default());
+    let ingest = Arc::new(Ingest::new(
+        registry.clone(),
+        control.clone(),
+        hooks.clone(),
+    ));
+    let rtmp = RtmpServer::new(ingest, rtmp_config);
     let mut rtmp_stop = stop_rx.clone();
     let rtmp_task = tokio::spawn(async move {
         rtmp.serve(rtmp_listener, async move {
@@ -332,7 +389,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .await
     });
 
-    let front = Front::new(registry.clone(), control.clone());
+    let front = Front::new(registry.clone(), control.clone(), hooks);
     let http_task = tokio::spawn(serve_http(
         http_listener,
         move |req, remote| {
@@ -346,7 +403,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         api_listener,
         move |req, remote| {
             let api = api.clone();
-            async move { api.handle(req, remote).await }
+            async move { api.handle(req, remote.ip()).await }
         },
         stop_rx,
     ));
@@ -370,7 +427,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 /// Serves HTTP/1.1 and HTTP/2 on `listener` with `handle` until `stop` turns true.
 async fn serve_http<H, F, RB>(listener: TcpListener, handle: H, mut stop: watch::Receiver<bool>)
 where
-    H: Fn(Request<hyper::body::Incoming>, IpAddr) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<hyper::body::Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<RB>> + Send + 'static,
     RB: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
     RB::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -391,7 +448,7 @@ where
                 let _ = stream.set_nodelay(true);
                 let handle = handle.clone();
                 let service = hyper::service::service_fn(move |req| {
-                    let fut = handle(req, remote.ip());
+                    let fut = handle(req, remote);
                     async move { Ok::<_, Infallible>(fut.await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
@@ -470,14 +527,14 @@ mod tests {
         )
         .await
         .unwrap();
-        Front::new(Registry::new(config), control)
+        Front::new(Registry::new(config), control, None)
     }
 
     async fn get(front: &Front, path: &str) -> (StatusCode, String) {
         let r = front
             .handle(
                 Request::get(path).body(()).unwrap(),
-                IpAddr::from([127, 0, 0, 1]),
+                SocketAddr::from(([127, 0, 0, 1], 40000)),
             )
             .await;
         let status = r.status();

@@ -55,6 +55,9 @@ fn main() -> ExitCode {
     config.control.admin_token = std::env::var("SIGMA_API_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
+    config.control.admission_secret = std::env::var("SIGMA_ADMISSION_SECRET")
+        .ok()
+        .filter(|t| !t.is_empty());
     runtime.block_on(run(config))
 }
 
