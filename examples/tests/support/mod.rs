@@ -98,6 +98,17 @@ impl Server {
         Self::launch(tag, None, extra, env)
     }
 
+    /// Like [`start_with_config`](Self::start_with_config), with environment variables set
+    /// for the server as [`start_with_env`](Self::start_with_env) sets them.
+    pub fn start_with_config_env(
+        tag: &str,
+        config: Option<&str>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
+        Self::launch(tag, config, extra, env)
+    }
+
     fn launch(tag: &str, config: Option<&str>, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = std::env::temp_dir().join(format!("sigma-e2e-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
