@@ -841,6 +841,35 @@ fn complete_ends_the_broadcast_now() {
     watch_status(&server, &admin, &live.id, Duration::from_secs(15), is_live);
 }
 
+#[test]
+fn kick_disconnects_the_publisher_and_the_broadcast_waits_for_it() {
+    let (server, admin) = start("kick", &[]);
+    let path = |id: &str| format!("/v1/live-streams/{id}/kick");
+    let idle = create_stream(&server, &admin, json!({}));
+    let (status, e) = server.api_call("POST", &path(&text(&idle, "/id")), Some(&admin), None);
+    assert_eq!(status, 409, "nothing to kick: {e}");
+    let mut live = publish(
+        &server,
+        &admin,
+        json!({"reconnect_window": 30}),
+        40,
+        "active",
+    );
+    act(&server, &admin, &live.id, "kick");
+    let (cut, _) = wait_exit(&mut live.publisher, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("ffmpeg kept publishing after kick\n{}", server.log_text()));
+    assert!(cut <= CUT_OFF, "kicked after {cut:?}");
+    watch_status(&server, &admin, &live.id, Duration::from_secs(3), |s| {
+        s == "reconnecting"
+    });
+    // The same key comes back into the same broadcast.
+    let _again = ffmpeg_publish(&text(&live.ls, "/ingest/rtmp"), 25, &[]);
+    watch_status(&server, &admin, &live.id, Duration::from_secs(15), |s| {
+        s == "active"
+    });
+    assert_not_logged(&server, &live.key, "the stream key");
+}
+
 // ---- 3. two servers, one PostgreSQL ---------------------------------------------------------
 
 #[test]

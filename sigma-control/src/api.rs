@@ -43,6 +43,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/live-streams/{id}/enable"),
     ("POST", "/v1/live-streams/{id}/complete"),
     ("POST", "/v1/live-streams/{id}/start"),
+    ("POST", "/v1/live-streams/{id}/kick"),
     ("POST", "/v1/live-streams/{id}/playback-ids"),
     ("DELETE", "/v1/live-streams/{id}/playback-ids/{playback_id}"),
     ("POST", "/v1/signing-keys"),
@@ -254,7 +255,7 @@ fn route_exact<'a>(m: &str, path: &'a str) -> Option<Route<'a>> {
                 "v1",
                 "live-streams",
                 id,
-                a @ ("reset-stream-key" | "disable" | "enable" | "complete" | "start"),
+                a @ ("reset-stream-key" | "disable" | "enable" | "complete" | "start" | "kick"),
             ],
             "POST",
         ) => Route::Action(id, a),
@@ -1186,6 +1187,28 @@ impl Api {
                     });
                 }
                 tracing::info!(live_stream = %s.id, "stream key reset");
+                return Ok(json(StatusCode::OK, &self.show(s)));
+            }
+            "kick" => {
+                // Disconnects the publisher; the broadcast waits `reconnect_window` for it (or
+                // another with the key) to come back, as after a dropped connection.
+                if !matches!(
+                    self.control.status_of(&s).0,
+                    Status::Connected | Status::Preview | Status::Active
+                ) {
+                    return Err(err(
+                        StatusCode::CONFLICT,
+                        "invalid_state",
+                        format!(
+                            "no publisher to kick: the live stream is {}",
+                            self.control.status_of(&s).0
+                        ),
+                    ));
+                }
+                self.control.send(Command::DisconnectPublisher {
+                    live_stream_id: s.id.clone(),
+                });
+                tracing::info!(live_stream = %s.id, "publisher kicked");
                 return Ok(json(StatusCode::OK, &self.show(s)));
             }
             "disable" => Input::Disable,

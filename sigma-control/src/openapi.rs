@@ -148,6 +148,10 @@ fn webhook_deliveries() {}
     responses((status = 202, body = Replayed), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 fn replay_webhook() {}
 
+#[utoipa::path(post, path = "/v1/live-streams/{id}/kick", tag = "live-streams", params(("id" = String, Path)),
+    responses((status = 200, body = LiveStream, description = "The publisher is disconnected; the broadcast waits reconnect_window for it to return"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "No publisher")))]
+fn kick_publisher() {}
+
 struct Bearer;
 
 impl Modify for Bearer {
@@ -165,7 +169,7 @@ impl Modify for Bearer {
 #[openapi(
     info(title = "Sigma API", description = "Live streams, playback ids, signing keys, API tokens the event log and webhooks."),
     paths(openapi_doc, create_live_stream, list_live_streams, get_live_stream, update_live_stream, delete_live_stream,
-        reset_stream_key, disable_live_stream, enable_live_stream, complete_live_stream, start_live_stream,
+        reset_stream_key, disable_live_stream, enable_live_stream, complete_live_stream, start_live_stream, kick_publisher,
         create_playback_id, delete_playback_id, create_signing_key, list_signing_keys, get_signing_key, delete_signing_key,
         create_api_token, list_api_tokens, get_api_token, delete_api_token, list_events, stream_events,
         create_webhook, list_webhooks, get_webhook, update_webhook, delete_webhook, rotate_webhook_secret,
