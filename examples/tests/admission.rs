@@ -29,6 +29,9 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::api::{
+    SigningKey, assert_not_logged, create_stream, signing_key, status_of, text, watch_status,
+};
 use support::{Answer, Proc, Server, ffmpeg_publish, free_port, http_request};
 
 /// The secret the servers sign with (`SIGMA_ADMISSION_SECRET`), and one they do not.
@@ -282,53 +285,7 @@ fn start(tag: &str, tables: &[String], env_secret: bool) -> (Server, String) {
     (server, admin)
 }
 
-// ---- small helpers (as in control.rs) -------------------------------------------------------
-
-fn text(v: &Value, pointer: &str) -> String {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("no string at {pointer} in {v}"))
-        .to_string()
-}
-
-fn create_stream(server: &Server, token: &str, body: Value) -> Value {
-    let (status, ls) = server.api_call("POST", "/v1/live-streams", Some(token), Some(&body));
-    assert_eq!(status, 201, "create live stream: {ls}");
-    ls
-}
-
-fn status_of(server: &Server, token: &str, id: &str) -> String {
-    let (status, ls) = server.api_call("GET", &format!("/v1/live-streams/{id}"), Some(token), None);
-    assert_eq!(status, 200, "get live stream: {ls}");
-    text(&ls, "/status")
-}
-
-/// Polls the live stream's status every 50 ms until `done` accepts it; fails after `within`.
-fn watch_status(
-    server: &Server,
-    token: &str,
-    id: &str,
-    within: Duration,
-    done: impl Fn(&str) -> bool,
-) -> Vec<String> {
-    let deadline = Instant::now() + within;
-    let mut seen: Vec<String> = Vec::new();
-    loop {
-        let s = status_of(server, token, id);
-        if seen.last() != Some(&s) {
-            seen.push(s.clone());
-        }
-        if done(&s) {
-            return seen;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "status of {id} never got there; seen {seen:?}\n{}",
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+// ---- small helpers ---------------------------------------------------------------------------
 
 fn unix_now() -> f64 {
     SystemTime::now()
@@ -411,13 +368,6 @@ fn assert_open_live(server: &Server, name: &str, within: Duration, what: &str) {
     );
 }
 
-fn assert_not_logged(server: &Server, secret: &str, what: &str) {
-    let log = server.log_text();
-    if let Some(line) = log.lines().find(|l| l.contains(secret)) {
-        panic!("{what} in the server log: {line}");
-    }
-}
-
 /// A GET on the viewers' listener.
 fn viewer(server: &Server, path: &str) -> Answer {
     http_request(server.http, "GET", path, &[], b"")
@@ -429,21 +379,6 @@ fn assert_refused_with(a: &Answer, reason: &str, what: &str) {
     assert_eq!(a.status, 403, "{what}: {}", a.text());
     assert!(a.text().contains(reason), "{what}: no reason: {}", a.text());
     assert!(!a.text().contains("#EXT"), "{what}: {}", a.text());
-}
-
-/// A signing key made through the API: its id and its private key written to a PEM file.
-struct SigningKey {
-    id: String,
-    pem: PathBuf,
-}
-
-fn signing_key(server: &Server, token: &str) -> SigningKey {
-    let (status, k) = server.api_call("POST", "/v1/signing-keys", Some(token), None);
-    assert_eq!(status, 201, "create signing key: {k}");
-    let id = text(&k, "/id");
-    let pem = server.data_dir.join(format!("{id}.pem"));
-    std::fs::write(&pem, text(&k, "/private_key")).expect("write the PEM");
-    SigningKey { id, pem }
 }
 
 /// A playlist JWT (`aud` "v") for `sub`, minted by `e2e/jwt.mjs` (Node's crypto).

@@ -16,9 +16,13 @@ mod postgres;
 use postgres::Postgres;
 use serde_json::{Value, json};
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::api::{
+    SigningKey, act, assert_not_logged, create_stream, signing_key, start, status_of, text,
+    watch_status,
+};
 use support::{Answer, Proc, Server, ffmpeg_publish, http_request, http_request_from, play};
 
 /// How long a refused ffmpeg may take to give up.
@@ -27,70 +31,6 @@ const REFUSAL: Duration = Duration::from_secs(8);
 const CUT_OFF: Duration = Duration::from_secs(1);
 
 // ---- small helpers -------------------------------------------------------------------------
-
-/// A server on the embedded defaults (plus `extra`) and the admin token from its console.
-fn start(tag: &str, extra: &[&str]) -> (Server, String) {
-    let server = Server::start(tag, extra);
-    let admin = server.console_api_token();
-    assert!(admin.starts_with("sgt_"), "admin token {admin:?}");
-    (server, admin)
-}
-
-fn text(v: &Value, pointer: &str) -> String {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("no string at {pointer} in {v}"))
-        .to_string()
-}
-
-/// `POST /v1/live-streams` with `body`; the created resource.
-fn create_stream(server: &Server, token: &str, body: Value) -> Value {
-    let (status, ls) = server.api_call("POST", "/v1/live-streams", Some(token), Some(&body));
-    assert_eq!(status, 201, "create live stream: {ls}");
-    ls
-}
-
-/// `POST /v1/live-streams/{id}/{action}`; the resource after it.
-fn act(server: &Server, token: &str, id: &str, action: &str) -> Value {
-    let path = format!("/v1/live-streams/{id}/{action}");
-    let (status, ls) = server.api_call("POST", &path, Some(token), None);
-    assert_eq!(status, 200, "{action}: {ls}");
-    ls
-}
-
-fn status_of(server: &Server, token: &str, id: &str) -> String {
-    let (status, ls) = server.api_call("GET", &format!("/v1/live-streams/{id}"), Some(token), None);
-    assert_eq!(status, 200, "get live stream: {ls}");
-    text(&ls, "/status")
-}
-
-/// Polls the live stream's status every 50 ms until `done` accepts it; the distinct statuses
-/// seen in order. Fails after `within`.
-fn watch_status(
-    server: &Server,
-    token: &str,
-    id: &str,
-    within: Duration,
-    done: impl Fn(&str) -> bool,
-) -> Vec<String> {
-    let deadline = Instant::now() + within;
-    let mut seen: Vec<String> = Vec::new();
-    loop {
-        let s = status_of(server, token, id);
-        if seen.last() != Some(&s) {
-            seen.push(s.clone());
-        }
-        if done(&s) {
-            return seen;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "status of {id} never got there; seen {seen:?}\n{}",
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn position(seen: &[String], status: &str) -> Option<usize> {
     seen.iter().position(|s| s == status)
@@ -121,14 +61,6 @@ fn assert_refused(server: &Server, url: &str, what: &str, within: Duration) {
             "{what}: ffmpeg still publishing after {within:?}\n{}",
             server.log_text()
         ),
-    }
-}
-
-/// Asserts that `secret` is in no line of the server's log.
-fn assert_not_logged(server: &Server, secret: &str, what: &str) {
-    let log = server.log_text();
-    if let Some(line) = log.lines().find(|l| l.contains(secret)) {
-        panic!("{what} in the server log: {line}");
     }
 }
 
@@ -198,22 +130,6 @@ fn unix_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
         .as_secs() as i64
-}
-
-/// A signing key made through the API: its id and its private key written to a PEM file.
-struct SigningKey {
-    id: String,
-    pem: PathBuf,
-}
-
-fn signing_key(server: &Server, token: &str) -> SigningKey {
-    let (status, k) = server.api_call("POST", "/v1/signing-keys", Some(token), None);
-    assert_eq!(status, 201, "create signing key: {k}");
-    assert_eq!(k["algorithm"], "EdDSA");
-    let id = text(&k, "/id");
-    let pem = server.data_dir.join(format!("{id}.pem"));
-    std::fs::write(&pem, text(&k, "/private_key")).expect("write the PEM");
-    SigningKey { id, pem }
 }
 
 /// A JWT minted by `e2e/jwt.mjs` (Node's crypto, not the server's library).

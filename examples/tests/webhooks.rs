@@ -32,6 +32,10 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::api::{
+    act, assert_not_in_log as assert_not_logged, create_stream, start, status_of, text,
+    watch_status,
+};
 use support::{Proc, Server, ffmpeg_publish, free_port};
 
 /// Every server here but the private-target test's delivers to loopback receivers.
@@ -304,20 +308,6 @@ fn assert_delivered_in_order(hooks: &[Hook], events: &[Value], what: &str) {
 
 // ---- the API --------------------------------------------------------------------------------
 
-/// A server with `extra` arguments and the admin token from its console.
-fn start(tag: &str, extra: &[&str]) -> (Server, String) {
-    let server = Server::start(tag, extra);
-    let admin = server.console_api_token();
-    (server, admin)
-}
-
-fn text(v: &Value, pointer: &str) -> String {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("no string at {pointer} in {v}"))
-        .to_string()
-}
-
 /// Polls `f` every 100 ms until it gives something, for up to `within`.
 fn eventually<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + within;
@@ -377,58 +367,11 @@ fn wait_webhook_status(server: &Server, token: &str, id: &str, want: &str, withi
     );
 }
 
-fn create_stream(server: &Server, token: &str, body: Value) -> Value {
-    let (status, ls) = server.api_call("POST", "/v1/live-streams", Some(token), Some(&body));
-    assert_eq!(status, 201, "create live stream: {ls}");
-    ls
-}
-
-fn act(server: &Server, token: &str, id: &str, action: &str) -> Value {
-    let path = format!("/v1/live-streams/{id}/{action}");
-    let (status, ls) = server.api_call("POST", &path, Some(token), None);
-    assert_eq!(status, 200, "{action}: {ls}");
-    ls
-}
-
 fn patch_stream(server: &Server, token: &str, id: &str, body: Value) -> Value {
     let path = format!("/v1/live-streams/{id}");
     let (status, ls) = server.api_call("PATCH", &path, Some(token), Some(&body));
     assert_eq!(status, 200, "PATCH live stream: {ls}");
     ls
-}
-
-fn status_of(server: &Server, token: &str, id: &str) -> String {
-    let (status, ls) = server.api_call("GET", &format!("/v1/live-streams/{id}"), Some(token), None);
-    assert_eq!(status, 200, "get live stream: {ls}");
-    text(&ls, "/status")
-}
-
-/// Polls the live stream's status every 50 ms until `done` accepts it; the distinct statuses
-/// seen in order. Fails after `within`.
-fn watch_status(
-    server: &Server,
-    token: &str,
-    id: &str,
-    within: Duration,
-    done: impl Fn(&str) -> bool,
-) -> Vec<String> {
-    let deadline = Instant::now() + within;
-    let mut seen: Vec<String> = Vec::new();
-    loop {
-        let s = status_of(server, token, id);
-        if seen.last() != Some(&s) {
-            seen.push(s.clone());
-        }
-        if done(&s) {
-            return seen;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "status of {id} never got there; seen {seen:?}\n{}",
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A cursor or value as a query parameter.
@@ -541,12 +484,6 @@ fn settled_events(server: &Server, token: &str, objects: &[&str], want: &[&str])
         assert_eq!(kinds(&events), want, "every change is an event");
     }
     events
-}
-
-fn assert_not_logged(log: &str, secret: &str, what: &str) {
-    if let Some(line) = log.lines().find(|l| l.contains(secret)) {
-        panic!("{what} in the server log: {line}");
-    }
 }
 
 /// Unix seconds of an RFC 3339 time such as `2027-01-15T08:00:00.123Z` or `…+02:00`.

@@ -1192,17 +1192,12 @@ impl Api {
             "kick" => {
                 // Disconnects the publisher; the broadcast waits `reconnect_window` for it (or
                 // another with the key) to come back, as after a dropped connection.
-                if !matches!(
-                    self.control.status_of(&s).0,
-                    Status::Connected | Status::Preview | Status::Active
-                ) {
+                let status = self.control.status_of(&s).0;
+                if !matches!(status, Status::Connected | Status::Preview | Status::Active) {
                     return Err(err(
                         StatusCode::CONFLICT,
                         "invalid_state",
-                        format!(
-                            "no publisher to kick: the live stream is {}",
-                            self.control.status_of(&s).0
-                        ),
+                        format!("no publisher to kick: the live stream is {status}"),
                     ));
                 }
                 self.control.send(Command::DisconnectPublisher {

@@ -21,6 +21,7 @@
 
 use crate::ingest::{API_NAMESPACE, INGEST_APP};
 use crate::registry::Registry;
+use crate::server::{PLAYER_HTML, text as answer};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use sigma_control::Control;
@@ -30,9 +31,6 @@ use sigma_llhls::http::{Body, PLAYLIST_TYPE};
 use sigma_llhls::{HttpService, Origin};
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-/// The page served at `/v/{pid}/player` (the same page as the applications' player).
-const PLAYER_HTML: &str = include_str!("../assets/player.html");
 
 /// The viewers' side of API live streams.
 #[derive(Clone)]
@@ -44,20 +42,8 @@ pub(crate) struct Playback {
     service: HttpService,
 }
 
-fn answer(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<bytes::Bytes>,
-) -> Response<Body> {
-    let mut r = Response::new(Body::from_chunks([body.into()]));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r
-}
-
 /// A refusal: plain text, never cached, no media bytes.
-fn refuse(status: StatusCode, why: &'static str) -> Response<Body> {
+fn refuse(status: StatusCode, why: impl std::fmt::Display) -> Response<Body> {
     let mut r = answer(status, "text/plain; charset=utf-8", format!("{why}\n"));
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -190,11 +176,7 @@ impl Playback {
                     };
                     if let Decision::Deny(reason) = hooks.decide(&req).await {
                         tracing::info!(playback_id = %pid, %reason, "playback refused by the admission hook");
-                        let mut r = refuse(StatusCode::FORBIDDEN, "forbidden");
-                        *r.body_mut() = Body::from_chunks([bytes::Bytes::from(format!(
-                            "forbidden: {reason}\n"
-                        ))]);
-                        return r;
+                        return refuse(StatusCode::FORBIDDEN, format!("forbidden: {reason}"));
                     }
                 }
                 let prefix =

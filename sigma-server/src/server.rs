@@ -48,7 +48,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-const PLAYER_HTML: &str = include_str!("../assets/player.html");
+/// The player page, for the applications' streams and for playback ids.
+pub(crate) const PLAYER_HTML: &str = include_str!("../assets/player.html");
 const HLS_JS: &[u8] = include_bytes!("../assets/hls.min.js");
 
 /// First path segments the HTTP listener keeps for itself: `assets` (the player's scripts),
@@ -68,7 +69,8 @@ struct Front {
     playback: Playback,
 }
 
-fn text(
+/// A response of `status` with `body` as `content_type`.
+pub(crate) fn text(
     status: StatusCode,
     content_type: &'static str,
     body: impl Into<bytes::Bytes>,

@@ -3,6 +3,8 @@
 //! every wait is bounded.
 #![allow(dead_code)]
 
+pub mod api;
+
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
