@@ -446,7 +446,8 @@ fn every_api_route_needs_a_token_and_writes_need_the_write_scope() {
         );
         let path = template
             .replace("{id}", "ls_AAAAAAAAAAAAAAAAAAAAAA")
-            .replace("{playback_id}", "pb_AAAAAAAAAAAAAAAAAAAAAA");
+            .replace("{playback_id}", "pb_AAAAAAAAAAAAAAAAAAAAAA")
+            .replace("{target_id}", "st_AAAAAAAAAAAAAAAAAAAAAA");
         let path = if template.starts_with("/v1/signing-keys/") {
             path.replace("ls_", "key_")
         } else if template.starts_with("/v1/api-tokens/") {

@@ -49,6 +49,7 @@ async fn control(url: &str) -> Control {
             ladders: vec![],
             admin_token: Some(ADMIN.into()),
             webhooks: sigma_control::delivery::WebhookSettings::default(),
+            simulcast_allow_private: false,
         },
         Box::new(rand::rngs::StdRng::seed_from_u64(2)),
     )

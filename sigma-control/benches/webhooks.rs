@@ -126,6 +126,7 @@ async fn run(label: &str, url: &str, dead_endpoints: usize) {
                 allow_private: true,
                 ..Default::default()
             },
+            simulcast_allow_private: false,
         },
         Box::new(rand::rngs::StdRng::seed_from_u64(3)),
     )

@@ -7,11 +7,14 @@
 //! [`ROUTES`] is the router's own table, so a test can check the two agree.
 
 use crate::control::{AuthError, Command, Control, now_ms};
-use crate::events::{Event, EventRecord};
+use crate::events::{Event, EventRecord, NewEvent};
 use crate::id::{self, Kind};
 use crate::lifecycle::{Input, Status};
 use crate::model::*;
 use crate::playback::{self};
+use crate::simulcast::{
+    CreateSimulcastTarget, SimulcastTarget, TargetList, TargetRecord, TargetStatus,
+};
 use crate::store::EventFilter;
 use crate::store::{
     ApiTokenRecord, AttemptRecord, Cursor, Listed, SigningKeyRecord, StoreError, WebhookRecord,
@@ -46,6 +49,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/live-streams/{id}/kick"),
     ("POST", "/v1/live-streams/{id}/playback-ids"),
     ("DELETE", "/v1/live-streams/{id}/playback-ids/{playback_id}"),
+    ("POST", "/v1/live-streams/{id}/simulcast-targets"),
+    ("GET", "/v1/live-streams/{id}/simulcast-targets"),
+    ("GET", "/v1/live-streams/{id}/simulcast-targets/{target_id}"),
+    (
+        "DELETE",
+        "/v1/live-streams/{id}/simulcast-targets/{target_id}",
+    ),
     ("POST", "/v1/signing-keys"),
     ("GET", "/v1/signing-keys"),
     ("GET", "/v1/signing-keys/{id}"),
@@ -189,6 +199,10 @@ enum Route<'a> {
     Action(&'a str, &'a str),
     CreatePlaybackId(&'a str),
     DeletePlaybackId(&'a str, &'a str),
+    CreateTarget(&'a str),
+    ListTargets(&'a str),
+    GetTarget(&'a str, &'a str),
+    DeleteTarget(&'a str, &'a str),
     CreateKey,
     ListKeys,
     GetKey(&'a str),
@@ -216,6 +230,8 @@ impl Route<'_> {
             Route::OpenApi
                 | Route::ListStreams
                 | Route::GetStream(_)
+                | Route::ListTargets(_)
+                | Route::GetTarget(_, _)
                 | Route::ListKeys
                 | Route::GetKey(_)
                 | Route::ListTokens
@@ -262,6 +278,12 @@ fn route_exact<'a>(m: &str, path: &'a str) -> Option<Route<'a>> {
         (["", "v1", "live-streams", id, "playback-ids"], "POST") => Route::CreatePlaybackId(id),
         (["", "v1", "live-streams", id, "playback-ids", p], "DELETE") => {
             Route::DeletePlaybackId(id, p)
+        }
+        (["", "v1", "live-streams", id, "simulcast-targets"], "POST") => Route::CreateTarget(id),
+        (["", "v1", "live-streams", id, "simulcast-targets"], "GET") => Route::ListTargets(id),
+        (["", "v1", "live-streams", id, "simulcast-targets", t], "GET") => Route::GetTarget(id, t),
+        (["", "v1", "live-streams", id, "simulcast-targets", t], "DELETE") => {
+            Route::DeleteTarget(id, t)
         }
         (["", "v1", "signing-keys"], "POST") => Route::CreateKey,
         (["", "v1", "signing-keys"], "GET") => Route::ListKeys,
@@ -613,6 +635,68 @@ impl Api {
                 self.control.note_appended();
                 self.control.invalidate_playback(&p.id);
                 Ok(json(StatusCode::CREATED, &p))
+            }
+            Route::CreateTarget(id) => {
+                no_query()?;
+                let body: CreateSimulcastTarget = parse_json(&bytes)?;
+                self.create_target(id, body).await
+            }
+            Route::ListTargets(id) => {
+                no_query()?;
+                let s = self.stream(id).await?;
+                let live = self.control.status_of(&s).0.is_live();
+                let data = self
+                    .control
+                    .store()
+                    .simulcast_targets(&s.id)
+                    .await?
+                    .iter()
+                    .map(|t| show_target(t, live, false))
+                    .collect();
+                Ok(json(StatusCode::OK, &TargetList { data }))
+            }
+            Route::GetTarget(id, tid) => {
+                no_query()?;
+                let (s, t) = self.target(id, tid).await?;
+                let live = self.control.status_of(&s).0.is_live();
+                Ok(json(StatusCode::OK, &show_target(&t, live, false)))
+            }
+            Route::DeleteTarget(id, tid) => {
+                no_query()?;
+                let (s, mut t) = self.target(id, tid).await?;
+                // A target being pushed to says it stopped, in the same transaction.
+                let pushing = self.control.forget_target(&t.id).is_some()
+                    || (self.control.status_of(&s).0.is_live() && t.status != TargetStatus::Idle);
+                let event = pushing.then(|| {
+                    t.status = TargetStatus::Idle;
+                    t.error = None;
+                    t.status_changed_at = now_ms();
+                    NewEvent {
+                        id: self.control.with_rng(|r| id::new_id(Kind::Event, r)),
+                        kind: TargetStatus::Idle.event(),
+                        object_type: "simulcast_target",
+                        object_id: t.id.clone(),
+                        at: t.status_changed_at,
+                        data: crate::simulcast::target_data(&t),
+                    }
+                });
+                self.control.flush().await;
+                if !self
+                    .control
+                    .store()
+                    .delete_simulcast_target(&s.id, &t.id, event.as_ref())
+                    .await?
+                {
+                    return Err(not_found("simulcast target"));
+                }
+                if event.is_some() {
+                    self.control.note_appended();
+                }
+                self.control.send(Command::SimulcastChanged {
+                    live_stream_id: s.id.clone(),
+                });
+                tracing::info!(live_stream = %s.id, simulcast_target = %t.id, "simulcast target deleted");
+                Ok(no_content())
             }
             Route::DeletePlaybackId(id, pid) => {
                 no_query()?;
@@ -1011,7 +1095,7 @@ impl Api {
         for (k, v) in form_pairs(q.unwrap_or("")) {
             match k.as_str() {
                 "object_id" => {
-                    if !Kind::LiveStream.matches(&v) {
+                    if !Kind::LiveStream.matches(&v) && !Kind::SimulcastTarget.matches(&v) {
                         return Err(bad("object_id", format!("not an object id: {v:?}")));
                     }
                     out.filter.object_id = Some(v);
@@ -1053,6 +1137,82 @@ impl Api {
                 .max(position.ok_or_else(|| bad(field, format!("no event {id:?}")))?);
         }
         Ok(out)
+    }
+
+    async fn target(
+        &self,
+        id: &str,
+        target_id: &str,
+    ) -> Result<(LiveStreamRecord, TargetRecord), ApiError> {
+        let s = self.stream(id).await?;
+        if !Kind::SimulcastTarget.matches(target_id) {
+            return Err(not_found("simulcast target"));
+        }
+        match self.control.store().simulcast_target(target_id).await? {
+            Some(t) if t.live_stream_id == s.id => Ok((s, t)),
+            _ => Err(not_found("simulcast target")),
+        }
+    }
+
+    async fn create_target(
+        &self,
+        id: &str,
+        body: CreateSimulcastTarget,
+    ) -> Result<Response<Body>, ApiError> {
+        let invalid = |e: crate::simulcast::TargetError| ApiError {
+            field: Some(e.field().into()),
+            ..err(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                e.to_string(),
+            )
+        };
+        let (host, port) = crate::simulcast::check(&body).map_err(invalid)?;
+        let s = self.stream(id).await?;
+        if !self.control.config().simulcast_allow_private && !public_host(&host, port).await {
+            return Err(ApiError {
+                field: Some("url".into()),
+                ..err(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "private_target",
+                    "the URL is on a loopback, private or link-local address (allow_private_targets in [simulcast] permits it)",
+                )
+            });
+        }
+        let now = now_ms();
+        let t = TargetRecord {
+            id: self
+                .control
+                .with_rng(|r| id::new_id(Kind::SimulcastTarget, r)),
+            live_stream_id: s.id.clone(),
+            url: body.url.trim_end_matches('/').to_string(),
+            stream_key: body.stream_key,
+            status: TargetStatus::Idle,
+            error: None,
+            status_changed_at: now,
+            created_at: now,
+        };
+        if !self
+            .control
+            .store()
+            .insert_simulcast_target(&t, crate::simulcast::MAX_TARGETS)
+            .await?
+        {
+            return Err(err(
+                StatusCode::CONFLICT,
+                "too_many_targets",
+                format!(
+                    "a live stream has at most {} simulcast targets",
+                    crate::simulcast::MAX_TARGETS
+                ),
+            ));
+        }
+        tracing::info!(live_stream = %s.id, simulcast_target = %t.id, "simulcast target created");
+        // An active stream starts pushing to it now.
+        self.control.send(Command::SimulcastChanged {
+            live_stream_id: s.id.clone(),
+        });
+        Ok(json(StatusCode::CREATED, &show_target(&t, false, true)))
     }
 
     async fn stream(&self, id: &str) -> Result<LiveStreamRecord, ApiError> {
@@ -1224,6 +1384,35 @@ impl Api {
                 "invalid_state",
                 format!("cannot {action} a live stream that is {}", r.status),
             )),
+        }
+    }
+}
+
+/// A target as the API shows it: `idle` whatever was last stored when its live stream is not
+/// broadcasting (a node that stopped abruptly leaves its last report behind).
+fn show_target(t: &TargetRecord, live: bool, with_key: bool) -> SimulcastTarget {
+    let mut v = crate::simulcast::show(t, with_key);
+    if !live && !with_key {
+        v.status = TargetStatus::Idle;
+        v.error = None;
+    }
+    v
+}
+
+/// Whether `host` is (or, for a name, resolves within 2 s only to) public addresses. A name
+/// that does not resolve now passes: the pusher checks every address it connects to.
+async fn public_host(host: &url::Host<String>, port: u16) -> bool {
+    match host {
+        url::Host::Ipv4(ip) => crate::webhooks::is_public((*ip).into()),
+        url::Host::Ipv6(ip) => crate::webhooks::is_public((*ip).into()),
+        url::Host::Domain(name) => {
+            let lookup = tokio::net::lookup_host((name.as_str(), port));
+            match tokio::time::timeout(Duration::from_secs(2), lookup).await {
+                Ok(Ok(addrs)) => addrs
+                    .into_iter()
+                    .all(|a| crate::webhooks::is_public(a.ip())),
+                _ => true,
+            }
         }
     }
 }

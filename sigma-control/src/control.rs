@@ -10,9 +10,11 @@ use crate::events::{NewEvent, live_stream_data, transition_event};
 use crate::id::{self, Kind};
 use crate::lifecycle::{Effect, Input, Lifecycle, Refused, Status};
 use crate::model::{
-    Ingest, LatencyMode, LiveStream, LiveStreamRecord, Playback, Policy, Scope, rfc3339,
+    Ingest, IngestStats, LatencyMode, LiveStream, LiveStreamRecord, Playback, Policy, Scope,
+    rfc3339,
 };
 use crate::playback::{self, Audience, MediaToken, TokenError};
+use crate::simulcast::TargetStatus;
 use crate::store::{ApiTokenRecord, Store, StoreError};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -43,6 +45,8 @@ pub struct ControlConfig {
     pub admin_token: Option<String>,
     /// Webhook delivery settings.
     pub webhooks: crate::delivery::WebhookSettings,
+    /// Whether simulcast targets on loopback, private or link-local addresses are allowed.
+    pub simulcast_allow_private: bool,
 }
 
 /// What the API asks of the media side.
@@ -55,6 +59,12 @@ pub enum Command {
     },
     /// Disconnect the publisher and end the broadcast now (playlists end).
     EndBroadcast {
+        /// The live stream.
+        live_stream_id: String,
+    },
+    /// The live stream's simulcast targets changed, or it became active: the node serving
+    /// it starts or stops pushing to its targets.
+    SimulcastChanged {
         /// The live stream.
         live_stream_id: String,
     },
@@ -163,12 +173,18 @@ pub(crate) struct Inner {
     appended: Arc<watch::Sender<u64>>,
     closing: watch::Sender<bool>,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
+    /// The status (and error) this node last reported of each target it pushes to.
+    targets: Mutex<HashMap<String, (TargetStatus, Option<String>)>>,
+    /// What this node measures of its connected publishers, by live stream id.
+    ingest: Mutex<HashMap<String, IngestStats>>,
 }
 
 /// What the writer task takes, in order.
 enum WriterItem {
     /// A status change.
     Status(StatusWrite),
+    /// A simulcast target's status change.
+    Target(TargetWrite),
     /// Answer once everything queued before is stored.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -180,6 +196,15 @@ struct StatusWrite {
     at: i64,
     /// The event's id and type, when the change has one.
     event: Option<(String, &'static str)>,
+}
+
+/// A simulcast target's status for the writer, with its event when the status changed.
+struct TargetWrite {
+    id: String,
+    status: TargetStatus,
+    error: Option<String>,
+    at: i64,
+    event: Option<String>,
 }
 
 /// A live stream as the API shows it, with `status` as of `changed_at`.
@@ -212,6 +237,45 @@ pub fn live_stream_view(
         updated_at: rfc3339(s.updated_at),
         playback_ids: s.playback_ids,
         playback,
+        ingest_stats: None,
+    }
+}
+
+/// Stores a target's status change, with its event (its data: the target as stored, with the
+/// new status).
+async fn write_target(store: &Store, w: TargetWrite, appended: &watch::Sender<u64>) {
+    let event = match &w.event {
+        Some(event_id) => match store.simulcast_target(&w.id).await {
+            Ok(Some(mut t)) => {
+                t.status = w.status;
+                t.error = w.error.clone();
+                t.status_changed_at = w.at;
+                Some(NewEvent {
+                    id: event_id.clone(),
+                    kind: w.status.event(),
+                    object_type: "simulcast_target",
+                    object_id: w.id.clone(),
+                    at: w.at,
+                    data: crate::simulcast::target_data(&t),
+                })
+            }
+            Ok(None) => return, // deleted meanwhile
+            Err(e) => {
+                tracing::warn!(simulcast_target = %w.id, error = %e, "event data not read");
+                None
+            }
+        },
+        None => None,
+    };
+    match store
+        .set_simulcast_status(&w.id, w.status, w.error.as_deref(), w.at, event.as_ref())
+        .await
+    {
+        Ok(true) if event.is_some() => appended.send_modify(|n| *n += 1),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(simulcast_target = %w.id, status = %w.status, error = %e, "target status not stored");
+        }
     }
 }
 
@@ -263,6 +327,10 @@ impl Control {
             while let Some(item) = rx.recv().await {
                 let w = match item {
                     WriterItem::Status(w) => w,
+                    WriterItem::Target(w) => {
+                        write_target(&writer_store, w, &writer_appended).await;
+                        continue;
+                    }
                     WriterItem::Flush(done) => {
                         let _ = done.send(());
                         continue;
@@ -325,6 +393,8 @@ impl Control {
                 appended,
                 closing: watch::channel(false).0,
                 dispatcher: Mutex::new(None),
+                targets: Mutex::new(HashMap::new()),
+                ingest: Mutex::new(HashMap::new()),
             }),
         };
         let task = tokio::spawn(crate::delivery::run(Arc::downgrade(&control.inner)));
@@ -429,6 +499,11 @@ impl Control {
         l
     }
 
+    /// This node's in-memory status of live stream `id`, if it tracks it.
+    pub fn live_status(&self, id: &str) -> Option<Status> {
+        lock(&self.inner.lifecycles).get(id).map(|l| l.status())
+    }
+
     /// The status to show for a stored live stream: this node's in-memory one while it
     /// serves a broadcast of it, else the stored one.
     pub fn status_of(&self, s: &LiveStreamRecord) -> (Status, i64) {
@@ -494,6 +569,13 @@ impl Control {
                 tracing::warn!(live_stream = %id, status = %t.to, "status write queue full");
             }
         }
+        // A broadcast that goes active (not one resuming after a lost publisher) starts its
+        // restreams.
+        if t.changed() && t.to == Status::Active && t.from != Status::Reconnecting {
+            let _ = self.inner.commands.send(Command::SimulcastChanged {
+                live_stream_id: id.to_string(),
+            });
+        }
         if let Some(Effect::EndBroadcast) = t.effect {
             let _ = self.inner.commands.send(Command::EndBroadcast {
                 live_stream_id: id.to_string(),
@@ -523,7 +605,71 @@ impl Control {
     /// A live stream as the API shows it (this node's in-memory status when it serves it).
     pub fn view(&self, s: LiveStreamRecord) -> LiveStream {
         let (status, changed) = self.status_of(&s);
-        live_stream_view(&self.inner.config, s, status, changed)
+        let mut v = live_stream_view(&self.inner.config, s, status, changed);
+        if status.is_live() {
+            v.ingest_stats = lock(&self.inner.ingest).get(&v.id).cloned();
+        }
+        v
+    }
+
+    /// Records what the ingest measures of live stream `id`'s publisher (`None` once it is
+    /// gone); [`view`](Self::view) shows it as `ingest_stats`.
+    pub fn set_ingest_stats(&self, id: &str, stats: Option<IngestStats>) {
+        let mut m = lock(&self.inner.ingest);
+        match stats {
+            Some(s) => {
+                m.insert(id.to_string(), s);
+            }
+            None => {
+                m.remove(id);
+            }
+        }
+    }
+
+    /// The pusher's report of target `target_id`: stored (through the writer, in order) when
+    /// it differs from the last report, with a `live_stream.simulcast_target.*` event when the
+    /// status itself changed. An `idle` for a target this node never pushed to is ignored.
+    pub fn report_target(&self, target_id: &str, status: TargetStatus, error: Option<String>) {
+        let old = {
+            let mut m = lock(&self.inner.targets);
+            let old = m.get(target_id).cloned();
+            if old.is_none() && status == TargetStatus::Idle {
+                return;
+            }
+            if old.as_ref() == Some(&(status, error.clone())) {
+                return;
+            }
+            if status == TargetStatus::Idle {
+                m.remove(target_id);
+            } else {
+                m.insert(target_id.to_string(), (status, error.clone()));
+            }
+            old
+        };
+        let changed = crate::simulcast::is_change(old.map(|(s, _)| s), status);
+        if changed {
+            tracing::info!(simulcast_target = %target_id, %status, "simulcast target");
+        }
+        let write = TargetWrite {
+            id: target_id.to_string(),
+            status,
+            error,
+            at: now_ms(),
+            event: changed.then(|| self.with_rng(|r| id::new_id(Kind::Event, r))),
+        };
+        if self
+            .inner
+            .writes
+            .try_send(WriterItem::Target(write))
+            .is_err()
+        {
+            tracing::warn!(simulcast_target = %target_id, %status, "status write queue full");
+        }
+    }
+
+    /// Forgets this node's report of a deleted target.
+    pub fn forget_target(&self, target_id: &str) -> Option<TargetStatus> {
+        lock(&self.inner.targets).remove(target_id).map(|(s, _)| s)
     }
 
     /// The event of a resource change (`live_stream.created`, …) with `view` as its data.

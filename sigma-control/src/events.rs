@@ -30,6 +30,10 @@ pub const LIVE_STREAM_EVENTS: &[&str] = &[
     "live_stream.disabled",
     "live_stream.enabled",
     "live_stream.stream_key_reset",
+    "live_stream.simulcast_target.starting",
+    "live_stream.simulcast_target.broadcasting",
+    "live_stream.simulcast_target.errored",
+    "live_stream.simulcast_target.idle",
 ];
 
 /// An event to append: the store gives it its position and sequence.
@@ -138,12 +142,13 @@ pub fn transition_event(t: &Transition) -> Option<&'static str> {
 }
 
 /// A live stream as event data: the API resource without its secrets (`stream_key`, and
-/// `ingest`, whose URL carries the key).
+/// `ingest`, whose URL carries the key) and without its momentary `ingest_stats`.
 pub fn live_stream_data(s: &LiveStream) -> serde_json::Value {
     let mut v = serde_json::to_value(s).unwrap_or(serde_json::Value::Null);
     if let Some(o) = v.as_object_mut() {
         o.remove("stream_key");
         o.remove("ingest");
+        o.remove("ingest_stats");
     }
     v
 }

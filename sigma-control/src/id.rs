@@ -30,6 +30,8 @@ pub enum Kind {
     Webhook,
     /// `adm_`: an admission hook request.
     Admission,
+    /// `st_`: a simulcast target.
+    SimulcastTarget,
 }
 
 impl Kind {
@@ -43,6 +45,7 @@ impl Kind {
             Kind::Event => "evt_",
             Kind::Webhook => "wh_",
             Kind::Admission => "adm_",
+            Kind::SimulcastTarget => "st_",
         }
     }
 

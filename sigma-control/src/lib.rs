@@ -10,6 +10,7 @@
 //! - [`store`]: SQLite or PostgreSQL through sqlx, one set of migrations. IO.
 //! - [`control`]: the shell tying store, lifecycles, caches and commands together.
 //! - [`api`]: the REST service (hyper), with its generated OpenAPI document.
+//! - [`simulcast`]: restreaming targets, their status and reconnect backoff (pure).
 //!
 //! ```
 //! use sigma_control::lifecycle::{Input, Lifecycle, Status};
@@ -30,6 +31,7 @@ pub mod lifecycle;
 pub mod model;
 mod openapi;
 pub mod playback;
+pub mod simulcast;
 pub mod store;
 pub mod webhooks;
 

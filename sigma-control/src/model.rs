@@ -134,7 +134,7 @@ pub struct LiveStreamRecord {
 }
 
 /// A live stream, as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LiveStream {
     /// `ls_…`.
     pub id: String,
@@ -168,6 +168,23 @@ pub struct LiveStream {
     pub playback_ids: Vec<PlaybackId>,
     /// URLs for the first playback id (absent when it has none).
     pub playback: Option<Playback>,
+    /// What the node serving the broadcast measures of its publisher, while one is
+    /// connected (null otherwise, and on the other nodes).
+    #[serde(default)]
+    pub ingest_stats: Option<IngestStats>,
+}
+
+/// What the ingest measures of a connected publisher, over the last few seconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IngestStats {
+    /// Bits per second received (audio and video payloads).
+    pub bitrate: u64,
+    /// Video frames per second received.
+    pub fps: f64,
+    /// Seconds between the last two video keyframes (null before the second one).
+    pub keyframe_interval: Option<f64>,
+    /// When the last frame arrived (RFC 3339).
+    pub last_frame_at: String,
 }
 
 /// `POST /v1/live-streams`.

@@ -5,6 +5,7 @@
 
 use crate::api::ErrorBody;
 use crate::model::*;
+use crate::simulcast::{CreateSimulcastTarget, SimulcastTarget, TargetList};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -60,6 +61,22 @@ fn create_playback_id() {}
 #[utoipa::path(delete, path = "/v1/live-streams/{id}/playback-ids/{playback_id}", tag = "live-streams", params(("id" = String, Path), ("playback_id" = String, Path)),
     responses((status = 204, description = "It stops playing within one target duration"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 fn delete_playback_id() {}
+
+#[utoipa::path(post, path = "/v1/live-streams/{id}/simulcast-targets", tag = "simulcast-targets", params(("id" = String, Path)), request_body = CreateSimulcastTarget,
+    responses((status = 201, body = SimulcastTarget, description = "With its stream_key, shown this once; pushed to while the live stream is active"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "The live stream has the most targets allowed"), (status = 422, body = ErrorBody)))]
+fn create_simulcast_target() {}
+
+#[utoipa::path(get, path = "/v1/live-streams/{id}/simulcast-targets", tag = "simulcast-targets", params(("id" = String, Path)),
+    responses((status = 200, body = TargetList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+fn list_simulcast_targets() {}
+
+#[utoipa::path(get, path = "/v1/live-streams/{id}/simulcast-targets/{target_id}", tag = "simulcast-targets", params(("id" = String, Path), ("target_id" = String, Path)),
+    responses((status = 200, body = SimulcastTarget), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+fn get_simulcast_target() {}
+
+#[utoipa::path(delete, path = "/v1/live-streams/{id}/simulcast-targets/{target_id}", tag = "simulcast-targets", params(("id" = String, Path), ("target_id" = String, Path)),
+    responses((status = 204, description = "Pushing to it stops"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+fn delete_simulcast_target() {}
 
 #[utoipa::path(post, path = "/v1/signing-keys", tag = "signing-keys",
     responses((status = 201, body = NewSigningKey, description = "The private key, shown this once"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -170,7 +187,8 @@ impl Modify for Bearer {
     info(title = "Sigma API", description = "Live streams, playback ids, signing keys, API tokens the event log and webhooks."),
     paths(openapi_doc, create_live_stream, list_live_streams, get_live_stream, update_live_stream, delete_live_stream,
         reset_stream_key, disable_live_stream, enable_live_stream, complete_live_stream, start_live_stream, kick_publisher,
-        create_playback_id, delete_playback_id, create_signing_key, list_signing_keys, get_signing_key, delete_signing_key,
+        create_playback_id, delete_playback_id, create_simulcast_target, list_simulcast_targets,
+        get_simulcast_target, delete_simulcast_target, create_signing_key, list_signing_keys, get_signing_key, delete_signing_key,
         create_api_token, list_api_tokens, get_api_token, delete_api_token, list_events, stream_events,
         create_webhook, list_webhooks, get_webhook, update_webhook, delete_webhook, rotate_webhook_secret,
         webhook_deliveries, replay_webhook),

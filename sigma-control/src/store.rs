@@ -4,6 +4,7 @@
 //! subset both understand: `$n` parameters, TEXT and BIGINT columns, times in Unix ms.
 
 mod outbox;
+mod simulcast;
 pub use outbox::{AttemptEnd, AttemptRecord, DueDelivery, WebhookRecord};
 
 use crate::events::{EventRecord, NewEvent};
@@ -725,10 +726,14 @@ impl Store {
             .collect()
     }
 
-    /// Deletes a live stream and its playback ids, and appends `event`.
+    /// Deletes a live stream, its playback ids and its simulcast targets, and appends `event`.
     pub async fn delete_live_stream(&self, id: &str, event: &NewEvent) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM playback_ids WHERE live_stream_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM simulcast_targets WHERE live_stream_id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;

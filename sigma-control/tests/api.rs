@@ -78,6 +78,7 @@ async fn client(url: &str, seed: u64) -> Client {
         ladders: vec!["default".into()],
         admin_token: Some(ADMIN.into()),
         webhooks: sigma_control::delivery::WebhookSettings::default(),
+        simulcast_allow_private: false,
     };
     let control = Control::start(
         store,
@@ -232,6 +233,13 @@ async fn suite(url: &str) {
             .await
             .1["status"],
         "active"
+    );
+    // Going active tells the media side to start its restreams.
+    assert_eq!(
+        commands.recv().await.unwrap(),
+        Command::SimulcastChanged {
+            live_stream_id: id.clone()
+        }
     );
     let (s, reset) = c
         .admin(
@@ -643,6 +651,8 @@ async fn suite(url: &str) {
     );
     assert_eq!(c.control.playback(&pid).await.unwrap(), None);
 
+    simulcast_targets(&c).await;
+
     // Failed attempts are limited per address; others are not harmed.
     let attacker = Client {
         api: c.api.clone(),
@@ -676,6 +686,243 @@ async fn suite(url: &str) {
     );
 
     c.control.shutdown().await;
+}
+
+/// Simulcast targets: validation, the key shown once, the status reports of a pusher with
+/// their events (one per status change), `idle` while the stream does not broadcast, delete.
+async fn simulcast_targets(c: &Client) {
+    let (_, ls) = c
+        .admin(
+            "POST",
+            "/v1/live-streams",
+            Some(json!({"name": "restreamed"})),
+        )
+        .await;
+    let id = ls["id"].as_str().unwrap().to_string();
+    let key = ls["stream_key"].as_str().unwrap().to_string();
+    let base = format!("/v1/live-streams/{id}/simulcast-targets");
+    // Refusals, each with its field.
+    for (body, code, field) in [
+        (
+            json!({"url": "http://8.8.8.8/live", "stream_key": "k"}),
+            "invalid_field",
+            "url",
+        ),
+        (
+            json!({"url": "rtmp://8.8.8.8", "stream_key": "k"}),
+            "invalid_field",
+            "url",
+        ),
+        (
+            json!({"url": "rtmp://8.8.8.8/live", "stream_key": "a b"}),
+            "invalid_field",
+            "stream_key",
+        ),
+        (
+            json!({"url": "rtmp://127.0.0.1/live", "stream_key": "k"}),
+            "private_target",
+            "url",
+        ),
+        (
+            json!({"url": "rtmp://[::1]:1935/live", "stream_key": "k"}),
+            "private_target",
+            "url",
+        ),
+        (
+            json!({"url": "rtmp://10.0.0.1/live", "stream_key": "k"}),
+            "private_target",
+            "url",
+        ),
+    ] {
+        let (s, e) = c.admin("POST", &base, Some(body.clone())).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {e}");
+        assert_eq!(
+            (e["error"]["code"].as_str(), e["error"]["field"].as_str()),
+            (Some(code), Some(field)),
+            "{e}"
+        );
+    }
+    let (s, _) = c
+        .admin(
+            "POST",
+            &base,
+            Some(json!({"url": "rtmp://8.8.8.8/live", "extra": 1, "stream_key": "k"})),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown fields are refused"
+    );
+    assert_eq!(
+        c.admin(
+            "POST",
+            "/v1/live-streams/ls_nope/simulcast-targets",
+            Some(json!({"url": "rtmp://8.8.8.8/live", "stream_key": "k"}))
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Created: the key is in this answer only.
+    let (s, t) = c
+        .admin(
+            "POST",
+            &base,
+            Some(json!({"url": "rtmp://8.8.8.8/live2/", "stream_key": "third-party-secret"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    let tid = t["id"].as_str().unwrap().to_string();
+    assert!(tid.starts_with("st_"));
+    assert_eq!(t["stream_key"], "third-party-secret");
+    assert_eq!(
+        (t["url"].as_str(), t["status"].as_str()),
+        (Some("rtmp://8.8.8.8/live2"), Some("idle"))
+    );
+    let (s, list) = c.admin("GET", &base, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    assert!(!list.to_string().contains("third-party-secret"), "{list}");
+    let (s, one) = c.admin("GET", &format!("{base}/{tid}"), None).await;
+    assert_eq!(
+        (s, one["id"].as_str()),
+        (StatusCode::OK, Some(tid.as_str()))
+    );
+    assert!(one.get("stream_key").is_none());
+    assert_eq!(
+        c.admin("GET", &format!("{base}/st_nope"), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // While broadcasting, the pusher's reports show, with an event per status change.
+    c.control.admit(&key).await.unwrap();
+    c.control.report(&id, Input::FirstSegment);
+    for (status, error) in [
+        ("starting", None),
+        ("broadcasting", None),
+        ("errored", Some("connection refused")),
+        ("errored", Some("connection reset")), // a new error, no new event
+        ("errored", Some("connection reset")), // nothing new at all
+        ("broadcasting", None),
+    ] {
+        let st = sigma_control::simulcast::TargetStatus::from_name(status).unwrap();
+        c.control.report_target(&tid, st, error.map(str::to_string));
+    }
+    c.control.flush().await;
+    let (_, one) = c.admin("GET", &format!("{base}/{tid}"), None).await;
+    assert_eq!(
+        (one["status"].as_str(), &one["error"]),
+        (Some("broadcasting"), &Value::Null)
+    );
+    c.control.report_target(
+        &tid,
+        sigma_control::simulcast::TargetStatus::Errored,
+        Some("connection reset".into()),
+    );
+    c.control.flush().await;
+    let (_, one) = c.admin("GET", &format!("{base}/{tid}"), None).await;
+    assert_eq!(
+        (one["status"].as_str(), one["error"].as_str()),
+        (Some("errored"), Some("connection reset"))
+    );
+    let events = all_events(c, &format!("object_id={tid}"), 10).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "live_stream.simulcast_target.starting",
+            "live_stream.simulcast_target.broadcasting",
+            "live_stream.simulcast_target.errored",
+            "live_stream.simulcast_target.broadcasting",
+            "live_stream.simulcast_target.errored",
+        ]
+    );
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["object"], json!({"type": "simulcast_target", "id": tid}));
+        assert_eq!(e["sequence"], json!(i + 1));
+        assert_eq!(e["data"]["live_stream_id"], json!(id));
+        assert!(!e.to_string().contains("third-party-secret"), "{e}");
+    }
+    let typed = all_events(c, "type=live_stream.simulcast_target.*", 100).await;
+    assert!(typed.len() >= 5);
+
+    // At most ten per live stream.
+    for _ in 1..10 {
+        let (s, _) = c
+            .admin(
+                "POST",
+                &base,
+                Some(json!({"url": "rtmp://8.8.8.8/live", "stream_key": "k"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let (s, e) = c
+        .admin(
+            "POST",
+            &base,
+            Some(json!({"url": "rtmp://8.8.8.8/live", "stream_key": "k"})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("too_many_targets"))
+    );
+
+    // Deleting a target that is being pushed to says `idle` in its last event.
+    assert_eq!(
+        c.admin("DELETE", &format!("{base}/{tid}"), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        c.admin("DELETE", &format!("{base}/{tid}"), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let events = all_events(c, &format!("object_id={tid}"), 10).await;
+    assert_eq!(
+        events.last().unwrap()["type"],
+        "live_stream.simulcast_target.idle"
+    );
+
+    // Once the broadcast ends, the others show `idle` whatever was last reported.
+    let other = c.admin("GET", &base, None).await.1["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.control.report_target(
+        &other,
+        sigma_control::simulcast::TargetStatus::Errored,
+        Some("x".into()),
+    );
+    c.control.report(&id, Input::PublisherLost);
+    c.control.report(&id, Input::BroadcastEnded);
+    c.control.flush().await;
+    let (_, list) = c.admin("GET", &base, None).await;
+    assert!(
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "idle" && t["error"].is_null()),
+        "{list}"
+    );
+    // Deleting the live stream deletes its targets.
+    assert_eq!(
+        c.admin("DELETE", &format!("/v1/live-streams/{id}"), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert!(
+        c.control
+            .store()
+            .simulcast_targets(&id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

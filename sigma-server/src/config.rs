@@ -201,6 +201,9 @@ pub struct Config {
     /// `[webhooks]`.
     #[serde(default)]
     pub webhooks: WebhooksSection,
+    /// `[simulcast]`.
+    #[serde(default)]
+    pub simulcast: SimulcastSection,
     /// `[[admission]]` tables: hooks asked before a publish (and, with `playback`, a
     /// playback session) starts.
     #[serde(default)]
@@ -238,6 +241,17 @@ pub struct WebhooksSection {
     pub retry_schedule: Option<String>,
     /// Allow targets on loopback, private and link-local addresses (off: such URLs are
     /// refused, a guard against server-side request forgery).
+    #[serde(default)]
+    pub allow_private_targets: bool,
+}
+
+/// Restreaming (`[simulcast]`); targets themselves are made through the API.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulcastSection {
+    /// Allow targets on loopback, private and link-local addresses (off: such URLs are
+    /// refused, and the pusher never connects to such an address, a guard against
+    /// server-side request forgery).
     #[serde(default)]
     pub allow_private_targets: bool,
 }
@@ -281,6 +295,9 @@ pub struct Overrides {
     /// Allow webhook targets on loopback, private and link-local addresses.
     #[arg(long)]
     pub webhooks_allow_private: bool,
+    /// Allow simulcast targets on loopback, private and link-local addresses.
+    #[arg(long)]
+    pub simulcast_allow_private: bool,
 }
 
 /// Why a configuration could not be loaded.
@@ -399,6 +416,9 @@ impl Config {
         }
         if o.webhooks_allow_private {
             self.webhooks.allow_private_targets = true;
+        }
+        if o.simulcast_allow_private {
+            self.simulcast.allow_private_targets = true;
         }
         if o.no_open_publishing {
             for a in &mut self.apps {

@@ -12,20 +12,24 @@
 //!
 //! The stream key is a secret: logs, refusals and events name the live stream's id instead.
 
+use crate::meter::{IngestMeter, Reading};
 use crate::registry::{Packaging, Registry};
+use crate::simulcast::{self, Broadcast, Simulcasts};
 use sigma_control::admission::{Decision, HookRequest, Hooks};
 use sigma_control::control::AdmitError;
 use sigma_control::id::is_stream_key_shape;
 use sigma_control::lifecycle::Input;
+use sigma_control::model::IngestStats;
 use sigma_control::{Command, Control};
 use sigma_core::bus::Producer;
+use sigma_core::bus::{Consumer, Event};
 use sigma_core::{StreamEvent, StreamKey};
 use sigma_rtmp::server::{Application, Notice};
 use sigma_rtmp::session::{PublishRequest, Rejection};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::broadcast;
 
 /// The RTMP application API live streams publish to: `rtmp://HOST/live/{stream_key}`.
@@ -79,17 +83,28 @@ pub(crate) struct Ingest {
     pub(crate) registry: Registry,
     pub(crate) control: Control,
     hooks: Option<Arc<Hooks>>,
+    simulcasts: Simulcasts,
+    /// Whether simulcast targets may be on private addresses.
+    simulcast_allow_private: bool,
     /// API publishers connected to this node: stream key → live stream id, to report their
     /// end (the RTMP side names streams by the key they published with).
     publishing: Mutex<HashMap<String, String>>,
 }
 
 impl Ingest {
-    pub(crate) fn new(registry: Registry, control: Control, hooks: Option<Arc<Hooks>>) -> Self {
+    pub(crate) fn new(
+        registry: Registry,
+        control: Control,
+        hooks: Option<Arc<Hooks>>,
+        simulcasts: Simulcasts,
+    ) -> Self {
+        let simulcast_allow_private = registry.config().simulcast.allow_private_targets;
         Ingest {
             registry,
             control,
             hooks,
+            simulcasts,
+            simulcast_allow_private,
             publishing: Mutex::new(HashMap::new()),
         }
     }
@@ -127,13 +142,23 @@ impl Ingest {
                 tracing::info!(live_stream = %id, %remote, mode = admitted.mode.name(),
                     resumed = admitted.resumed, "publish accepted");
                 self.publishing().insert(key.to_string(), id.clone());
-                if !admitted.resumed {
+                if let (false, Some(from_start)) = (admitted.resumed, admitted.from_start) {
+                    let broadcast = Broadcast {
+                        control: self.control.clone(),
+                        simulcasts: self.simulcasts.clone(),
+                        live_stream_id: id.clone(),
+                        stream: admitted.stream.clone(),
+                        from_start,
+                        relay: admitted.relay.watch(),
+                        allow_private: self.simulcast_allow_private,
+                    };
                     tokio::spawn(follow(
                         self.control.clone(),
                         self.registry.clone(),
                         id,
                         admitted.instance,
                         admitted.relay.clone(),
+                        broadcast,
                     ));
                 }
                 Ok(admitted.producer)
@@ -240,16 +265,24 @@ fn event_kind(ev: &StreamEvent) -> &'static str {
 const FIRST_SEGMENT_RETRY: Duration = Duration::from_millis(200);
 
 /// Follows one broadcast of API live stream `id` (registry instance `instance`): reports its
-/// first playable segment and its end.
+/// first playable segment and its end, measures its ingest, and restreams it.
 async fn follow(
     control: Control,
     registry: Registry,
     id: String,
     instance: u64,
     relay: crate::relay::RelayHandle,
+    broadcast: Broadcast,
 ) {
     let mut state = relay.watch();
     drop(relay);
+    let metering = tokio::spawn(meter(
+        control.clone(),
+        id.clone(),
+        broadcast.stream.subscribe(),
+        state.clone(),
+    ));
+    let restreaming = tokio::spawn(simulcast::supervise(broadcast));
     let origin = registry.api_origin().clone();
     let first = async {
         // The multivariant playlist answers once every video rendition has a segment: what a
@@ -284,10 +317,82 @@ async fn follow(
     {
         control.report(&id, Input::BroadcastEnded);
     }
+    // Both end with the stream's bus (the restreams within their finishing time).
+    for task in [metering, restreaming] {
+        if tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(live_stream = %id, "a broadcast task outlived its stream");
+        }
+    }
+}
+
+/// How often the ingest figures are handed to the control plane.
+const METER_EVERY: Duration = Duration::from_secs(1);
+
+/// Measures a broadcast's ingest ([`IngestMeter`]) and shows it as the live stream's
+/// `ingest_stats` while a publisher is connected.
+async fn meter(
+    control: Control,
+    id: String,
+    mut consumer: Consumer,
+    relay: tokio::sync::watch::Receiver<crate::relay::RelayState>,
+) {
+    let mut m = IngestMeter::new();
+    let mut info = None;
+    let mut tick = tokio::time::interval(METER_EVERY);
+    loop {
+        tokio::select! {
+            ev = consumer.recv() => match ev {
+                Some(Event::Info(i)) => {
+                    info = Some(i);
+                    m.restart_timeline();
+                }
+                Some(Event::Frame(f)) => {
+                    if let Some(i) = &info {
+                        m.observe(Instant::now(), i, &f);
+                    }
+                }
+                Some(Event::Gap { .. }) => {}
+                Some(Event::End | Event::Error(_)) | None => break,
+            },
+            _ = tick.tick() => {
+                let now = Instant::now();
+                let stats = if relay.borrow().connected {
+                    m.reading(now).map(|r| stats(now, r))
+                } else {
+                    None
+                };
+                control.set_ingest_stats(&id, stats);
+            }
+        }
+    }
+    control.set_ingest_stats(&id, None);
+}
+
+/// A reading as the API shows it.
+fn stats(now: Instant, r: Reading) -> IngestStats {
+    let ago = now.saturating_duration_since(r.last_frame);
+    let at = SystemTime::now()
+        .checked_sub(ago)
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    IngestStats {
+        bitrate: r.bitrate,
+        fps: r.fps,
+        keyframe_interval: r.keyframe_interval,
+        last_frame_at: sigma_control::model::rfc3339(at),
+    }
 }
 
 /// Carries out the control plane's commands until it goes away.
-pub(crate) async fn run_commands(registry: Registry, mut commands: broadcast::Receiver<Command>) {
+pub(crate) async fn run_commands(
+    registry: Registry,
+    simulcasts: Simulcasts,
+    mut commands: broadcast::Receiver<Command>,
+) {
     loop {
         match commands.recv().await {
             Ok(Command::DisconnectPublisher { live_stream_id }) => {
@@ -299,6 +404,9 @@ pub(crate) async fn run_commands(registry: Registry, mut commands: broadcast::Re
                 if registry.end(&api_stream(&live_stream_id)) {
                     tracing::info!(live_stream = %live_stream_id, "broadcast ended");
                 }
+            }
+            Ok(Command::SimulcastChanged { live_stream_id }) => {
+                simulcasts.changed(&live_stream_id);
             }
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 tracing::warn!(missed = n, "control commands missed");

@@ -35,6 +35,8 @@
 //!   publishers.
 //! - [`ingest`]: RTMP admission by API stream key (through [`sigma_control::Control`]) or by
 //!   configured application, and the reports and commands between control plane and media.
+//! - [`meter`]: the ingest figures of a publisher (bitrate, fps, keyframe interval), pure.
+//! - [`simulcast`]: restreaming an active live stream to its simulcast targets.
 //! - [`playback`]: the viewers' routes of API live streams, by playback id, with signed
 //!   playback and preview.
 //! - [`server`]: the wiring — the RTMP listener into the registry, one HTTP listener for the
@@ -46,7 +48,9 @@
 
 pub mod config;
 pub mod ingest;
+pub mod meter;
 pub mod playback;
 pub mod registry;
 pub mod relay;
 pub mod server;
+pub mod simulcast;

@@ -15,7 +15,7 @@
 
 use crate::config::{Config, parse_latency};
 use crate::relay::{self, RelayHandle};
-use sigma_core::bus::{self, Producer, Subscriber, Window};
+use sigma_core::bus::{self, Consumer, Producer, Subscriber, Window};
 use sigma_core::{StreamEvent, StreamKey, UnpublishReason};
 use sigma_llhls::{LatencyMode, Origin, PublishOptions};
 use sigma_rtmp::session::Rejection;
@@ -43,6 +43,12 @@ pub struct Admitted {
     pub relay: RelayHandle,
     /// Which start of the stream this is ([`Registry::instance`]).
     pub instance: u64,
+    /// The stream's long-lived bus (what the packager reads), for more readers: restreaming,
+    /// the ingest meter.
+    pub stream: Subscriber,
+    /// For a new stream, a reader of that bus from its very first frame (made before the
+    /// publisher could send any), so a restream may carry every frame.
+    pub from_start: Option<Consumer>,
 }
 
 /// How to package a stream the registry starts: where, at which latency, with which ladder,
@@ -65,6 +71,8 @@ struct Entry {
     mode: LatencyMode,
     /// The current publisher's bus, to [revoke](Subscriber::revoke) it.
     publisher: Subscriber,
+    /// The stream's long-lived bus.
+    stream: Subscriber,
     origin: Origin,
 }
 
@@ -329,6 +337,8 @@ impl Registry {
                         relay: e.relay.clone(),
                         key,
                         resumed: true,
+                        stream: e.stream.clone(),
+                        from_start: None,
                     });
                 }
                 // The grace period ran out just now: start a new stream.
@@ -342,6 +352,9 @@ impl Registry {
             grace,
         } = packaging();
         let (stream_bus, relay, relay_task) = relay::spawn(consumer, window(), grace);
+        // Before the publisher is told it may send: this reader starts at the first group.
+        let from_start = stream_bus.subscribe();
+        let stream = stream_bus.clone();
         let packaging = match ladder {
             None => {
                 let publication = origin
@@ -368,6 +381,7 @@ impl Registry {
                 relay: relay.clone(),
                 mode,
                 publisher: publisher_bus,
+                stream: stream.clone(),
                 origin,
             },
         );
@@ -395,6 +409,8 @@ impl Registry {
             relay,
             instance: id,
             resumed: false,
+            stream,
+            from_start: Some(from_start),
         })
     }
 

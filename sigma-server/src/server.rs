@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::ingest::{self, API_NAMESPACE, INGEST_APP, Ingest, api_mode};
 use crate::playback::Playback;
 use crate::registry::Registry;
+use crate::simulcast::Simulcasts;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -347,6 +348,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ladders,
         admin_token: config.control.admin_token.clone(),
         webhooks: config.webhook_settings(),
+        simulcast_allow_private: config.simulcast.allow_private_targets,
     };
     let control = Control::start(
         store,
@@ -376,11 +378,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let registry = Registry::new(config);
     let (stop, stop_rx) = watch::channel(false);
 
-    let commands_task = tokio::spawn(ingest::run_commands(registry.clone(), control.commands()));
+    let simulcasts = Simulcasts::default();
+    let commands_task = tokio::spawn(ingest::run_commands(
+        registry.clone(),
+        simulcasts.clone(),
+        control.commands(),
+    ));
     let ingest = Arc::new(Ingest::new(
         registry.clone(),
         control.clone(),
         hooks.clone(),
+        simulcasts,
     ));
     let rtmp = RtmpServer::new(ingest, rtmp_config);
     let mut rtmp_stop = stop_rx.clone();
@@ -524,6 +532,7 @@ mod tests {
                 ladders: vec![],
                 admin_token: None,
                 webhooks: Default::default(),
+                simulcast_allow_private: false,
             },
             Box::new(rand::rngs::StdRng::seed_from_u64(7)),
         )
