@@ -1075,8 +1075,9 @@ impl Api {
     }
 
     /// The query of the event routes: `object_id`, `type` (repeatable or comma-separated,
-    /// wildcards such as `live_stream.*`), `after` (an event id; or, for the SSE stream, the
-    /// `Last-Event-ID` header, which wins), `cursor` and `limit`.
+    /// wildcards such as `live_stream.*`), `after` (an event id, or `now` for the end of the
+    /// log; or, for the SSE stream, the `Last-Event-ID` header, which wins), `cursor` and
+    /// `limit`.
     async fn event_query(
         &self,
         q: Option<&str>,
@@ -1128,9 +1129,12 @@ impl Api {
             } else {
                 "after"
             };
-            let position = match Kind::Event.matches(&id) {
-                true => self.control.store().event_position(&id).await?,
-                false => None,
+            let position = if id == "now" && last_event_id.is_none() {
+                Some(self.control.store().last_event_position().await?)
+            } else if Kind::Event.matches(&id) {
+                self.control.store().event_position(&id).await?
+            } else {
+                None
             };
             out.after = out
                 .after

@@ -115,7 +115,7 @@ fn delete_api_token() {}
 #[utoipa::path(get, path = "/v1/events", tag = "events",
     params(("object_id" = Option<String>, Query, description = "Only this object's events"),
         ("type" = Option<String>, Query, description = "Event types, comma-separated or repeated; wildcards such as `live_stream.*`"),
-        ("after" = Option<String>, Query, description = "Only events after this event id"),
+        ("after" = Option<String>, Query, description = "Only events after this event id (`now`: after the newest event, for a cursor to poll from)"),
         ("limit" = Option<u32>, Query, description = "1–100, default 25"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, body = List<crate::events::Event>, description = "Oldest first; a page may hold fewer than `limit` events and still have a `next_cursor`"),
@@ -125,7 +125,7 @@ fn list_events() {}
 #[utoipa::path(get, path = "/v1/events/stream", tag = "events",
     params(("object_id" = Option<String>, Query, description = "Only this object's events"),
         ("type" = Option<String>, Query, description = "Event types, as for /v1/events"),
-        ("after" = Option<String>, Query, description = "Start after this event id (default: from the start of the log)"),
+        ("after" = Option<String>, Query, description = "Start after this event id (default: from the start of the log; `now`: only new events)"),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (sent by EventSource on reconnect; wins over `after`)")),
     responses((status = 200, content_type = "text/event-stream", body = String, description = "Server-Sent Events: `id` the event id, `event` its type, `data` the event as JSON; the log first, then new events as they happen"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]

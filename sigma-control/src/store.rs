@@ -351,6 +351,14 @@ impl Store {
         })
     }
 
+    /// The position of the newest event (0 when the log is empty).
+    pub async fn last_event_position(&self) -> Result<i64, StoreError> {
+        let r = sqlx::query("SELECT COALESCE(MAX(position), 0) AS last FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(r.try_get("last")?)
+    }
+
     /// The position of event `id`, if it exists.
     pub async fn event_position(&self, id: &str) -> Result<Option<i64>, StoreError> {
         let r = sqlx::query("SELECT position FROM events WHERE id = $1")

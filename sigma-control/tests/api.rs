@@ -356,6 +356,8 @@ async fn suite(url: &str) {
     let third = events[2]["id"].as_str().unwrap();
     let rest = all_events(&c, &format!("object_id={id}&after={third}"), 25).await;
     assert_eq!(rest.as_slice(), &events[3..]);
+    let (s, tail) = c.admin("GET", "/v1/events?after=now", None).await;
+    assert_eq!((s, &tail["data"]), (StatusCode::OK, &json!([])), "{tail}");
     for bad in [
         "type=live_stream.bogus",
         "type=live_*",
@@ -1027,6 +1029,13 @@ async fn the_event_stream_follows_the_log_and_resumes() {
     let rest = sse_events(&mut resumed, 2).await;
     assert_eq!(rest[0].0, first[1].0);
     assert_eq!(rest[1].0, next[0].0);
+    // `after=now`: only what happens from now on.
+    let mut new_only = open_sse(&c, "?after=now", None).await.into_body();
+    c.admin("POST", &format!("/v1/live-streams/{b_id}/disable"), None)
+        .await;
+    let only = sse_events(&mut new_only, 1).await;
+    assert_eq!(only[0].1, "live_stream.disabled");
+    assert_eq!(only[0].2["object"]["id"], json!(b_id));
     // An unknown Last-Event-ID is refused.
     let req = Request::get("/v1/events/stream")
         .header("authorization", format!("Bearer {ADMIN}"))

@@ -26,6 +26,8 @@
 //! ```
 //!
 //! Modules:
+//! - [`console`]: the web console under `/console` on the API listener (embedded page and
+//!   scripts; it speaks the public API).
 //! - [`config`]: the embedded default, an optional TOML file and command-line flags, merged and
 //!   validated.
 //! - [`registry`]: publish admission (application, stream name, stream key, one publisher per
@@ -47,6 +49,7 @@
 //! lives in `sigma-rtmp`, `sigma-llhls` and `sigma-transcode`.
 
 pub mod config;
+pub mod console;
 pub mod ingest;
 pub mod meter;
 pub mod playback;

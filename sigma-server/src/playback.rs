@@ -7,6 +7,9 @@
 //! | `/v/{pid}/t/{media token}/…` | holders of the media token (playlists and media) |
 //! | `/v/{pid}/…` (no token) | anyone, for a `public` id of a stream not in preview |
 //!
+//! The entry routes answer a CORS preflight allowing `Authorization`, so the console (on the
+//! API listener's origin) can preview with the operator's token in a header, never in a URL.
+//!
 //! When the multivariant playlist is fetched with a JWT (or, in preview, an operator's API
 //! token in `Authorization: Bearer`), the media playlist URIs in it are rewritten to
 //! `t/{media token}/…`. The media token is an HMAC of the playback id, the audience and a time
@@ -51,6 +54,23 @@ fn refuse(status: StatusCode, why: impl std::fmt::Display) -> Response<Body> {
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
     );
+    r
+}
+
+/// The CORS preflight of the entry routes: a page on another origin (the console, an app)
+/// may send the `Authorization` header (an operator's API token, for preview), which a
+/// wildcard `Access-Control-Allow-Headers` does not cover.
+fn preflight() -> Response<Body> {
+    let mut r = answer(StatusCode::NO_CONTENT, "text/plain; charset=utf-8", "");
+    let h = r.headers_mut();
+    for (name, value) in [
+        (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD, OPTIONS"),
+        (header::ACCESS_CONTROL_ALLOW_HEADERS, "Authorization"),
+        (header::ACCESS_CONTROL_MAX_AGE, "600"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
     r
 }
 
@@ -131,6 +151,9 @@ impl Playback {
         let preview = self.control.in_preview(&id);
         let (parts, body) = req.into_parts();
         let entry = matches!(rest, ["index.m3u8"] | ["player"]);
+        if entry && parts.method == Method::OPTIONS {
+            return preflight();
+        }
         if entry && parts.method != Method::GET && parts.method != Method::HEAD {
             return refuse(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
         }

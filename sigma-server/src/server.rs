@@ -2,7 +2,8 @@
 //! [`crate::ingest`], which asks the control plane about API stream keys), whose streams the
 //! LL-HLS origins serve over the viewers' HTTP listener, next to `/healthz` and the player
 //! pages. The management API ([`sigma_control::Api`]) has a listener of its own
-//! (`[control] api_listen`, loopback by default), so it is never on the viewers' port.
+//! (`[control] api_listen`, loopback by default), so it is never on the viewers' port; the web
+//! console ([`crate::console`]) is served there too, under `/console`.
 //!
 //! Routes of the HTTP listener (the viewers'), by first path segment:
 //!
@@ -51,7 +52,7 @@ use tokio::task::JoinHandle;
 
 /// The player page, for the applications' streams and for playback ids.
 pub(crate) const PLAYER_HTML: &str = include_str!("../assets/player.html");
-const HLS_JS: &[u8] = include_bytes!("../assets/hls.min.js");
+pub(crate) const HLS_JS: &[u8] = include_bytes!("../assets/hls.min.js");
 
 /// First path segments the HTTP listener keeps for itself: `assets` (the player's scripts),
 /// `v` (playback by id), `healthz`, `livez`, `readyz` and `metrics`. No application may take
@@ -413,7 +414,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         api_listener,
         move |req, remote| {
             let api = api.clone();
-            async move { api.handle(req, remote.ip()).await }
+            async move {
+                if crate::console::owns(req.uri().path()) {
+                    return crate::console::handle(&req);
+                }
+                api.handle(req, remote.ip()).await
+            }
         },
         stop_rx,
     ));
