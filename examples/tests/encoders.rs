@@ -252,7 +252,9 @@ fn profiles(dir: &Path) -> Vec<Profile> {
             seconds: 40,
             video: true,
             audio: false,
-            known_issue: None,
+            known_issue: Some(
+                "video only (2 s GOP, B-frames): the Sigma player page stalled once in ultra-low (bufferSeekOverHole, latency 3.6 s against a 2.0 s target) in both full runs of session 7, not when the matrix ran alone",
+            ),
         },
         Profile {
             name: "audio-only",
