@@ -13,7 +13,7 @@
 //    preview, and Start makes it `active`;
 //  - shows the webhooks page with its endpoints' deliveries;
 //  - checks that no request URL carried the token and that it is kept in sessionStorage only.
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -66,12 +66,7 @@ const shot = async (page, name) => { if (shots) await page.screenshot({ path: jo
 const statusOf = (page, sel) => page.$eval(sel, (e) => e.textContent).catch(() => null);
 
 try {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required'],
-  });
+  browser = await launchChromium();
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
   const origin = new URL(api).origin;
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });

@@ -7,7 +7,7 @@
 // The JSON has: frames, currentTime, stalls (after --settle seconds), errors, fatal, latency
 // samples (glass-to-glass: wall clock minus EXT-X-PROGRAM-DATE-TIME of the frame on screen) with
 // their median / p95, and the levels seen.
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 import { openHarness } from './harness.mjs';
 
 const args = process.argv.slice(2);
@@ -24,12 +24,7 @@ const player = playerIdx >= 0 ? args[playerIdx + 1] : 'sigma';
 if (!['sigma', 'hlsjs', 'shaka'].includes(player)) { console.error(`unknown player ${player}`); process.exit(2); }
 if (!url) { console.error('usage: play.mjs URL [--seconds N]'); process.exit(2); }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launchChromium();
 const deadline = setTimeout(() => { console.error('play.mjs: hard timeout'); process.exit(3); }, (seconds + 60) * 1000);
 let result;
 let harness = null;

@@ -113,7 +113,7 @@ impl HttpService {
     pub async fn handle<B>(&self, req: Request<B>) -> Response<Body> {
         let head = req.method() == Method::HEAD;
         if req.method() == Method::OPTIONS {
-            return preflight();
+            return preflight("*");
         }
         if req.method() != Method::GET && !head {
             let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -355,7 +355,9 @@ fn cors(h: &mut http::HeaderMap) {
     );
 }
 
-fn preflight() -> Response<Body> {
+/// A CORS preflight answer (204) for GET and HEAD from any origin, allowing the request
+/// headers `allow_headers` (`*` for any but `Authorization`, which a wildcard never covers).
+pub fn preflight(allow_headers: &'static str) -> Response<Body> {
     let mut r = Response::new(Body::empty());
     *r.status_mut() = StatusCode::NO_CONTENT;
     let h = r.headers_mut();
@@ -366,7 +368,7 @@ fn preflight() -> Response<Body> {
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("*"),
+        HeaderValue::from_static(allow_headers),
     );
     h.insert(
         header::ACCESS_CONTROL_MAX_AGE,

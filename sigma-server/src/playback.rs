@@ -57,23 +57,6 @@ fn refuse(status: StatusCode, why: impl std::fmt::Display) -> Response<Body> {
     r
 }
 
-/// The CORS preflight of the entry routes: a page on another origin (the console, an app)
-/// may send the `Authorization` header (an operator's API token, for preview), which a
-/// wildcard `Access-Control-Allow-Headers` does not cover.
-fn preflight() -> Response<Body> {
-    let mut r = answer(StatusCode::NO_CONTENT, "text/plain; charset=utf-8", "");
-    let h = r.headers_mut();
-    for (name, value) in [
-        (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
-        (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD, OPTIONS"),
-        (header::ACCESS_CONTROL_ALLOW_HEADERS, "Authorization"),
-        (header::ACCESS_CONTROL_MAX_AGE, "600"),
-    ] {
-        h.insert(name, HeaderValue::from_static(value));
-    }
-    r
-}
-
 fn forbidden() -> Response<Body> {
     refuse(StatusCode::FORBIDDEN, "forbidden")
 }
@@ -152,7 +135,9 @@ impl Playback {
         let (parts, body) = req.into_parts();
         let entry = matches!(rest, ["index.m3u8"] | ["player"]);
         if entry && parts.method == Method::OPTIONS {
-            return preflight();
+            // A page on another origin (the console) may send an operator's API token, for
+            // preview, in `Authorization`.
+            return sigma_llhls::http::preflight("Authorization");
         }
         if entry && parts.method != Method::GET && parts.method != Method::HEAD {
             return refuse(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
