@@ -48,6 +48,9 @@ pub enum StoreError {
     /// The backend failed (network, permissions, disk).
     #[error("media store: {0}")]
     Backend(#[from] object_store::Error),
+    /// A writer task ended abnormally (panicked or was cancelled).
+    #[error("media store task: {0}")]
+    Task(String),
 }
 
 /// A media key: a relative path of `/`-separated segments of `A-Z a-z 0-9 . _ -`, none of
@@ -246,6 +249,15 @@ impl MediaStore {
     pub async fn put(&self, key: &Key, bytes: Bytes) -> Result<(), StoreError> {
         self.inner
             .put(&self.path(key), PutPayload::from_bytes(bytes))
+            .await?;
+        Ok(())
+    }
+
+    /// Stores the immutable object `key` made of `chunks` in order (a segment's part headers
+    /// and frame payloads): they are shared, not copied into one buffer.
+    pub async fn put_chunks(&self, key: &Key, chunks: Vec<Bytes>) -> Result<(), StoreError> {
+        self.inner
+            .put(&self.path(key), chunks.into_iter().collect::<PutPayload>())
             .await?;
         Ok(())
     }

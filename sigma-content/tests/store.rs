@@ -4,68 +4,9 @@
 
 use bytes::Bytes;
 use sigma_content::{Key, MediaStore};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto server (run ./scripts/install-deps)");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Moto { child, port }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn make_bucket(&self, name: &str) {
-        let script = format!(
-            "import boto3; boto3.client('s3', endpoint_url='{}', region_name='us-east-1', \
-             aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket='{name}')",
-            self.endpoint()
-        );
-        let ok = Command::new("python3")
-            .args(["-c", &script])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "create bucket {name}");
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod moto;
+use moto::Moto;
 
 fn key(s: &str) -> Key {
     Key::new(s).unwrap()
@@ -162,14 +103,8 @@ async fn s3_keeps_the_contract() {
     let moto = Moto::start();
     moto.make_bucket("sigma");
     let dir = std::env::temp_dir();
-    let endpoint = moto.endpoint();
-    let options = [
-        ("aws_endpoint", endpoint.as_str()),
-        ("aws_allow_http", "true"),
-        ("aws_region", "us-east-1"),
-        ("aws_access_key_id", "test"),
-        ("aws_secret_access_key", "test"),
-    ];
+    let options = moto.options();
+    let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let store = MediaStore::open_with(Some("s3://sigma/node-a"), &dir, &options).unwrap();
     assert_eq!(store.describe(), "s3://sigma/node-a");
     contract(&store).await;

@@ -33,6 +33,8 @@ pub struct ParsedPlaylist {
     pub maps: Vec<String>,
     pub discontinuities: usize,
     pub ended: bool,
+    /// `EXT-X-PLAYLIST-TYPE` (`VOD` for a catch-up asset's playlists).
+    pub playlist_type: Option<String>,
 }
 
 /// Splits an attribute list (RFC 8216bis §4.2) strictly.
@@ -230,6 +232,13 @@ pub fn parse_media_playlist(text: &str) -> Result<ParsedPlaylist, String> {
                 once(&mut seen)?;
                 p.ended = true;
             }
+            "#EXT-X-PLAYLIST-TYPE" => {
+                once(&mut seen)?;
+                if value != "VOD" && value != "EVENT" {
+                    return Err(format!("EXT-X-PLAYLIST-TYPE:{value}"));
+                }
+                p.playlist_type = Some(value.to_owned());
+            }
             _ => return Err(format!("unknown line {line:?}")),
         }
     }
@@ -251,6 +260,19 @@ pub fn parse_media_playlist(text: &str) -> Result<ParsedPlaylist, String> {
         if d.round() > td {
             return Err(format!("{uri}: EXTINF {d} above target {td}"));
         }
+    }
+    if p.playlist_type.as_deref() == Some("VOD") {
+        // §4.4.3.5: a VOD playlist never changes, so it is complete; no live-only tags.
+        if !p.ended {
+            return Err("a VOD playlist without EXT-X-ENDLIST".into());
+        }
+        if server_control.is_some() || p.part_target.is_some() || p.preload_hint.is_some() {
+            return Err("live-only tags in a VOD playlist".into());
+        }
+        if p.maps.is_empty() && !p.segments.is_empty() {
+            return Err("no EXT-X-MAP".into());
+        }
+        return Ok(p);
     }
     let sc = server_control.ok_or("no EXT-X-SERVER-CONTROL")?;
     let hold_back = float(attr(&sc, "HOLD-BACK"))?;

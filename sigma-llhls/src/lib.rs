@@ -54,6 +54,7 @@
 //! [`LatencyMode`] presets choose durations and windows; see `docs/llhls.md`.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod archive;
 pub mod cmaf;
 pub mod conformance;
 pub mod directive;
@@ -66,6 +67,7 @@ pub mod origin;
 pub mod playlist;
 pub mod segmenter;
 
+pub use archive::{ArchiveSink, ArchiveTee, Archived, ArchivedInit, ArchivedSegment};
 pub use error::Error;
 pub use http::HttpService;
 pub use mode::{LatencyMode, Timing};

@@ -9,6 +9,7 @@
 //! own rendition, in O(waiters). Rendered playlists are cached per rendition version (and the
 //! other renditions' versions, for their reports), so a wake of N waiters renders once.
 
+use crate::archive::{ArchiveTee, Archived, ArchivedInit};
 use crate::directive::{Directives, Skip};
 use crate::playlist::{
     AudioMedia, Readiness, Rendition, RenditionConfig, RenditionReport, Variant,
@@ -41,6 +42,9 @@ pub struct PublishOptions {
     pub variant: String,
     /// Also publish the bus's audio track as the stream's audio rendition `audio`.
     pub audio: bool,
+    /// Where every finished init and segment of these renditions also goes (DVR, catch-up);
+    /// none by default.
+    pub archive: Option<ArchiveTee>,
 }
 
 impl PublishOptions {
@@ -50,6 +54,7 @@ impl PublishOptions {
             timing: mode.timing(),
             variant: "video".into(),
             audio: true,
+            archive: None,
         }
     }
 }
@@ -449,7 +454,7 @@ impl Origin {
         // The segmenter's and this task's warnings name the stream and rendition.
         let span = tracing::info_span!("package", stream, rendition = %opts.variant);
         let task = tokio::spawn(tracing::Instrument::instrument(
-            run(stream_arc, consumer, video, audio, cfg),
+            run(stream_arc, consumer, video, audio, cfg, opts.archive),
             span,
         ));
         Ok(Publication { task })
@@ -813,16 +818,22 @@ async fn run(
     video: Arc<Slot>,
     audio: Option<Arc<Slot>>,
     cfg: SegmenterConfig,
+    archive: Option<ArchiveTee>,
 ) {
     let mut seg = Segmenter::new(cfg);
     let mut routes: HashMap<TrackId, Arc<Slot>> = HashMap::new();
-    // Ends the renditions even when the task is aborted.
-    struct Ender(Arc<Stream>, Vec<Arc<Slot>>);
+    // Ends the renditions (and tells the archive) even when the task is aborted.
+    struct Ender(Arc<Stream>, Vec<Arc<Slot>>, Option<ArchiveTee>);
     impl Drop for Ender {
         fn drop(&mut self) {
             for s in &self.1 {
                 lock(&s.state).end();
                 s.bump();
+                if let Some(a) = &self.2 {
+                    a.offer(Archived::End {
+                        rendition: s.name.as_str().into(),
+                    });
+                }
             }
             self.0.bump();
         }
@@ -832,7 +843,12 @@ async fn run(
         std::iter::once(video.clone())
             .chain(audio.clone())
             .collect(),
+        archive.clone(),
     );
+    let names: HashMap<String, Arc<str>> = std::iter::once(&video)
+        .chain(audio.as_ref())
+        .map(|s| (s.name.clone(), Arc::from(s.name.as_str())))
+        .collect();
     // Whether this task has applied the stream's fixed target duration to its renditions and
     // segmenter.
     let mut applied = false;
@@ -872,7 +888,35 @@ async fn run(
                 Output::SegmentEnd(e) => routes.get(&e.track).cloned(),
             };
             if let Some(slot) = slot {
-                lock(&slot.state).push(out);
+                let tee = archive.as_ref().and_then(|a| {
+                    let name = names.get(&slot.name)?;
+                    Some((a, name))
+                });
+                let ended = match (&out, tee) {
+                    (Output::Init(init), Some((a, name))) => {
+                        a.offer(Archived::Init(ArchivedInit {
+                            rendition: name.clone(),
+                            kind: init.kind,
+                            generation: init.generation,
+                            codec: init.codec.clone(),
+                            timescale: init.timescale,
+                            data: init.data.clone(),
+                        }));
+                        None
+                    }
+                    (Output::SegmentEnd(e), Some(_)) => Some(e.msn),
+                    _ => None,
+                };
+                let mut st = lock(&slot.state);
+                st.push(out);
+                if let (Some(msn), Some((a, name))) = (ended, tee)
+                    && let Some(s) = st.archived_segment(msn, name, slot.kind)
+                {
+                    drop(st);
+                    a.offer(Archived::Segment(s));
+                } else {
+                    drop(st);
+                }
                 match slot.kind {
                     MediaKind::Video => video_changed = true,
                     MediaKind::Audio => audio_changed = true,
@@ -912,6 +956,89 @@ async fn run(
         }
         if done {
             break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::ArchiveSink;
+    use crate::fixture;
+    use sigma_core::bus::Window;
+
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<Archived>>);
+
+    impl ArchiveSink for Arc<Collect> {
+        fn offer(&self, item: Archived) {
+            lock(&self.0).push(item);
+        }
+    }
+
+    /// The tee gets every init and every complete segment of both renditions, in order, with
+    /// the same bytes the origin serves, and an end per rendition.
+    #[tokio::test]
+    async fn the_archive_tee_gets_every_init_and_segment() {
+        let origin = Origin::new();
+        let (mut producer, subscriber) = bus::channel(Window {
+            max_groups: 64,
+            max_frames: 1 << 16,
+            max_bytes: 1 << 30,
+        });
+        producer.set_info(fixture::synthetic_info(1));
+        let sink = Arc::new(Collect::default());
+        let mut opts = PublishOptions::new(LatencyMode::Low);
+        opts.archive = Some(ArchiveTee::new(sink.clone()));
+        let publication = origin.publish("s", &subscriber, opts).unwrap();
+        for f in fixture::synthetic_frames(12, 30) {
+            producer.push(f).unwrap();
+        }
+        producer.finish();
+        publication.finished().await;
+        let items = lock(&sink.0).clone();
+        let epoch = origin.stream("s").unwrap().epoch.clone();
+        let mut next_msn: HashMap<String, u64> = HashMap::new();
+        let mut inits = 0;
+        let mut ends = Vec::new();
+        let mut seconds: HashMap<String, f64> = HashMap::new();
+        for item in &items {
+            match item {
+                Archived::Init(i) => {
+                    assert!(ends.is_empty());
+                    let served = origin
+                        .init("s", &i.rendition, &epoch, i.generation)
+                        .unwrap();
+                    assert_eq!(served.chunks, vec![i.data.clone()]);
+                    inits += 1;
+                }
+                Archived::Segment(s) => {
+                    let msn = next_msn.entry(s.rendition.to_string()).or_insert(s.msn);
+                    assert_eq!(s.msn, *msn, "segments in order, none missing");
+                    *msn += 1;
+                    let served = origin
+                        .segment("s", &s.rendition, &epoch, s.msn)
+                        .await
+                        .unwrap();
+                    assert_eq!(served.chunks, s.chunks);
+                    assert_eq!(s.parts.iter().map(|p| p.0).sum::<u64>(), s.len());
+                    if s.kind == MediaKind::Video {
+                        assert!(
+                            s.independent(),
+                            "1 s GOPs: every segment starts with a keyframe"
+                        );
+                    }
+                    *seconds.entry(s.rendition.to_string()).or_default() += s.duration;
+                }
+                Archived::End { rendition } => ends.push(rendition.to_string()),
+            }
+        }
+        assert_eq!(inits, 2);
+        ends.sort();
+        assert_eq!(ends, ["audio", "video"]);
+        for r in ["video", "audio"] {
+            let d = seconds[r];
+            assert!((d - 12.0).abs() < 0.1, "{r}: {d} s archived of 12");
         }
     }
 }

@@ -493,6 +493,36 @@ impl Rendition {
         Some(v)
     }
 
+    /// The complete segment `msn` for the archive tee, if still kept: its metadata and its
+    /// bytes (shared with the window, not copied).
+    pub fn archived_segment(
+        &self,
+        msn: u64,
+        rendition: &std::sync::Arc<str>,
+        kind: sigma_core::MediaKind,
+    ) -> Option<crate::archive::ArchivedSegment> {
+        let seg = self.segments.iter().rev().find(|s| s.msn == msn)?;
+        let mut chunks = Vec::with_capacity(seg.parts.iter().map(|p| p.payload.len() + 1).sum());
+        for p in &seg.parts {
+            p.chunks(&mut chunks);
+        }
+        Some(crate::archive::ArchivedSegment {
+            rendition: rendition.clone(),
+            kind,
+            msn,
+            duration: seg.duration,
+            program_date_time: seg.start.program_date_time,
+            discontinuity: seg.start.discontinuity,
+            init_generation: seg.start.init_generation,
+            parts: seg
+                .parts
+                .iter()
+                .map(|p| (p.len() as u64, p.independent))
+                .collect(),
+            chunks,
+        })
+    }
+
     /// The chunks of a part, if it exists and is still served.
     pub fn part(&self, msn: u64, index: u64) -> Option<Vec<Bytes>> {
         let seg = match &self.current {
